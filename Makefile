@@ -1,0 +1,115 @@
+# Makefile — builds libchameleon (static and shared), the chameleon CLI and
+# the Lua module; runs tests, the demo, the benchmark and sanitizer builds.
+# Settings first; `make V=1` shows the commands.
+
+# ---- settings --------------------------------------------------------------
+CC       ?= cc
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+LUA      ?= lua5.4
+BUSTED   ?= busted
+PKGS     := lua5.4 sqlite3 uuid libcrypto
+OPT      ?= -O2 -g
+WARN     := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+            -Wpointer-arith -Wformat=2 -Wundef -Wno-unused-parameter -Werror
+CPPFLAGS += -Iengine/include -Iengine/src -I$(BUILD)/gen -D_GNU_SOURCE \
+            $(shell pkg-config --cflags $(PKGS))
+CFLAGS   += -std=c11 $(OPT) -fPIC $(WARN) -MMD -MP
+LIBS     := $(shell pkg-config --libs sqlite3 uuid libcrypto) -lm -ldl -lpthread
+LUALIB   := $(shell pkg-config --libs lua5.4)
+LUA_CMOD ?= $(shell pkg-config --variable=INSTALL_CMOD lua5.4 2>/dev/null || echo $(PREFIX)/lib/lua/5.4)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# ---- sources ---------------------------------------------------------------
+LIB_SRC  := $(sort $(wildcard engine/src/*.c))
+CLI_SRC  := $(sort $(wildcard engine/cli/*.c))
+LUA_SRC  := $(sort $(wildcard lua/*.lua))
+SQL_SRC  := $(sort $(wildcard sql/meta/*.sql sql/instance/*.sql))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/embedded.o
+MOD_OBJ  := $(filter %/lmodule.o,$(LIB_OBJ))
+CORE_OBJ := $(filter-out %/lmodule.o,$(LIB_OBJ))
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+CTEST_SRC := $(sort $(wildcard tests/c/test_*.c))
+CTEST_BIN := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
+
+STATIC   := $(BUILD)/libchameleon.a
+SHARED   := $(BUILD)/libchameleon.so
+CLI      := $(BUILD)/chameleon
+MODULE   := $(BUILD)/lua/chameleon.so
+
+# ---- targets ---------------------------------------------------------------
+# all: the libraries, the CLI and the Lua module. Run it after any change.
+all: $(STATIC) $(SHARED) $(CLI) $(MODULE)
+
+$(BUILD)/embed: engine/tools/embed.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) -O1 -o $@ $<
+
+$(BUILD)/gen/embedded.c: $(BUILD)/embed $(LUA_SRC) $(SQL_SRC)
+	@mkdir -p $(@D)
+	$(Q)$(BUILD)/embed $@ $(LUA_SRC) $(SQL_SRC)
+
+$(BUILD)/gen/embedded.o: $(BUILD)/gen/embedded.c
+	$(Q)$(CC) $(CPPFLAGS) -std=c11 $(OPT) -fPIC -c -o $@ $<
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(STATIC): $(LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(Q)$(CC) -shared -Wl,-soname,libchameleon.so.0 -o $@ $^ $(LIBS) $(LUALIB)
+
+$(CLI): $(CLI_OBJ) $(STATIC)
+	$(Q)$(CC) -o $@ $(CLI_OBJ) $(STATIC) $(LIBS) $(LUALIB) $(shell pkg-config --libs readline 2>/dev/null || echo -lreadline)
+
+# The Lua module: the library's objects without liblua (the host provides it).
+$(MODULE): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(Q)$(CC) -shared -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: tests/c/%.c $(STATIC)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(STATIC) $(LIBS) $(LUALIB)
+
+# test: every suite (C, Lua module, CLI); ends with "N passed, N failed".
+test: all $(CTEST_BIN)
+	$(Q)BUILD=$(BUILD) LUA=$(LUA) BUSTED=$(BUSTED) sh tests/run.sh
+
+# asan: the whole test suite under AddressSanitizer and UBSan.
+asan:
+	$(Q)$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" all
+	$(Q)BUILD=build-asan LUA=$(LUA) BUSTED=$(BUSTED) sh tests/run.sh c cli
+
+# demo: import and run the reference workflows on a store in a temp dir.
+demo: all
+	$(Q)BUILD=$(BUILD) sh examples/demo.sh
+
+# install: header, libraries, pkg-config file, Lua module, CLI.
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LUA_CMOD)
+	install -m 644 engine/include/chameleon.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libchameleon.so.0
+	ln -sf libchameleon.so.0 $(DESTDIR)$(PREFIX)/lib/libchameleon.so
+	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CMOD)/chameleon.so
+	sed -e 's|@PREFIX@|$(PREFIX)|g' engine/chameleon.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/chameleon.pc
+
+# clean: remove every build product.
+clean:
+	rm -rf build build-asan
+
+.PHONY: all test asan demo install clean
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

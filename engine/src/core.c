@@ -1,0 +1,362 @@
+/*
+** core.c — what every handle (chm_meta, chm_instance) shares: its store
+** connection, its sandboxed lua_State, its last error message, and the
+** three ways the public API reaches Lua: invoking a trusted module
+** function, running a read-only query, and evaluating a sandboxed chunk.
+** All of them go through chm__pcall (the one door) and leave no
+** transaction open behind a failure.
+*/
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chm_int.h"
+#include "core.h"
+
+/* Limits for trusted orchestration (import, instantiate...): generous,
+** because user scripts inside them run under their own, tighter limits. */
+static const chm_limits trusted_limits = {4000000000u, 600000, 0};
+
+char *chm__strdupf(const char *fmt, ...) {
+  va_list ap;
+  int n;
+  char *s;
+  va_start(ap, fmt);
+  n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (s = malloc((size_t)n + 1)) == NULL) return NULL;
+  va_start(ap, fmt);
+  vsnprintf(s, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+int chm__core_seterr(chm__core *c, int rc, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  char *s = NULL;
+  va_start(ap, fmt);
+  n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n >= 0 && (s = malloc((size_t)n + 1)) != NULL) {
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+  }
+  free(c->errmsg);
+  c->errmsg = s;
+  return rc;
+}
+
+const char *chm__core_errmsg(const chm__core *c) {
+  if (c == NULL) return "out of memory";
+  return c->errmsg != NULL ? c->errmsg : "ok";
+}
+
+/* Clears the last message before a new operation. */
+static void clear_err(chm__core *c) {
+  free(c->errmsg);
+  c->errmsg = NULL;
+}
+
+int chm__core_open(chm__core *c, const char *path, int kind, int create) {
+  char *err = NULL;
+  int rc;
+  memset(c, 0, sizeof *c);
+  c->kind = kind;
+  if (path == NULL || *path == '\0')
+    return chm__core_seterr(c, CHM_MISUSE, "no store path given");
+  c->path = chm__strdupf("%s", path);
+  rc = chm__store_open(path, kind, create, &c->db, &err);
+  if (rc != CHM_OK) {
+    chm__core_seterr(c, rc, "%s", err ? err : chm_errstr(rc));
+    free(err);
+    return rc;
+  }
+  c->L = chm__sandbox_new(0);
+  if (c->L == NULL || c->path == NULL)
+    return chm__core_seterr(c, CHM_NOMEM, "out of memory opening %s", path);
+  return CHM_OK;
+}
+
+void chm__core_close(chm__core *c) {
+  if (c->L != NULL) chm__sandbox_close(c->L); /* finalizes cached statements */
+  if (c->db != NULL) sqlite3_close(c->db);
+  free(c->path);
+  free(c->errmsg);
+  memset(c, 0, sizeof *c);
+}
+
+/* Maps a code name returned by trusted Lua ("INVALID") to a status. */
+static int status_of(const char *name) {
+  int i;
+  if (name == NULL) return CHM_ERROR;
+  for (i = 0; i < CHM__STATUS_COUNT; i++)
+    if (strcmp(chm_errname(i), name) == 0) return i;
+  return CHM_ERROR;
+}
+
+/* Copies the string at idx into a malloc'ed buffer (NULL on OOM). */
+static char *dup_lua(lua_State *L, int idx) {
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  char *out = malloc(len + 1);
+  if (out != NULL) {
+    memcpy(out, s, len);
+    out[len] = '\0';
+  }
+  return out;
+}
+
+/* invoke_body(module, fn, db, args...) -> text|nil, msg, code   [-n, +3, e]
+** Runs module.fn(db, args...) and turns a table result into JSON. */
+static int invoke_body(lua_State *L) {
+  int n = lua_gettop(L);
+  chm__require(L, lua_tostring(L, 1));
+  lua_getfield(L, -1, lua_tostring(L, 2));
+  if (!lua_isfunction(L, -1))
+    return luaL_error(L, "internal: %s.%s is not a function",
+                      lua_tostring(L, 1), lua_tostring(L, 2));
+  lua_replace(L, 2);
+  lua_pop(L, 1);           /* module table */
+  lua_call(L, n - 2, 3);   /* fn(db, args...) */
+  if (lua_istable(L, -3)) {
+    if (chm__json_encode(L, -3, 1) != 0) return lua_error(L);
+    lua_replace(L, -4);
+  } else if (!lua_isnil(L, -3) && !lua_isstring(L, -3)) {
+    return luaL_error(L, "internal: unexpected result type %s",
+                      luaL_typename(L, -3));
+  }
+  return 3;
+}
+
+int chm__core_invoke(chm__core *c, const char *module, const char *fn,
+                     int nargs, const char *const *args, char **out) {
+  return chm__core_invoke_ex(c, module, fn, NULL, nargs, args, out);
+}
+
+int chm__core_invoke_ex(chm__core *c, const char *module, const char *fn,
+                        sqlite3 *extra, int nargs, const char *const *args,
+                        char **out) {
+  lua_State *L = c->L;
+  int top, rc, i;
+  if (out != NULL) *out = NULL;
+  if (L == NULL) return chm__core_seterr(c, CHM_MISUSE, "handle is not open");
+  clear_err(c);
+  top = lua_gettop(L);
+  lua_pushcfunction(L, invoke_body);
+  lua_pushstring(L, module);
+  lua_pushstring(L, fn);
+  chm__db_push(L, c->db);
+  if (extra != NULL) chm__db_push(L, extra);
+  for (i = 0; i < nargs; i++) {
+    if (args[i] != NULL)
+      lua_pushstring(L, args[i]);
+    else
+      lua_pushnil(L);
+  }
+  rc = chm__pcall(L, 3 + nargs + (extra != NULL), 3, &trusted_limits);
+  if (!sqlite3_get_autocommit(c->db))
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+  if (extra != NULL && !sqlite3_get_autocommit(extra))
+    sqlite3_exec(extra, "ROLLBACK", NULL, NULL, NULL);
+  if (rc != CHM_OK) {
+    chm__core_seterr(c, rc, "%s", lua_tostring(L, -1));
+  } else if (lua_isnil(L, -3)) {
+    rc = status_of(lua_tostring(L, -1));
+    chm__core_seterr(c, rc, "%s",
+                     lua_isstring(L, -2) ? lua_tostring(L, -2) : chm_errstr(rc));
+  } else {
+    if (lua_isstring(L, -1)) { /* a result that also reports a failure */
+      rc = status_of(lua_tostring(L, -1));
+      chm__core_seterr(c, rc, "%s", lua_isstring(L, -2) ? lua_tostring(L, -2)
+                                                        : chm_errstr(rc));
+    }
+    if (out != NULL && (*out = dup_lua(L, -3)) == NULL)
+      rc = chm__core_seterr(c, CHM_NOMEM, "out of memory");
+  }
+  lua_settop(L, top);
+  return rc;
+}
+
+int chm__read_file(const char *path, char **text, size_t *len, char **err) {
+  FILE *f = fopen(path, "rb");
+  char *buf = NULL;
+  size_t cap = 0, n = 0;
+  *text = NULL;
+  *err = NULL;
+  if (f == NULL) {
+    *err = chm__strdupf("%s: cannot read: %s", path, strerror(errno));
+    return CHM_IO;
+  }
+  for (;;) {
+    size_t got;
+    if (n + 4096 + 1 > cap) {
+      char *nb = realloc(buf, cap = cap * 2 + 8192);
+      if (nb == NULL) {
+        free(buf);
+        fclose(f);
+        *err = chm__strdupf("%s: out of memory reading it", path);
+        return CHM_NOMEM;
+      }
+      buf = nb;
+    }
+    got = fread(buf + n, 1, cap - n - 1, f);
+    n += got;
+    if (got == 0) break;
+  }
+  if (ferror(f)) {
+    *err = chm__strdupf("%s: read error: %s", path, strerror(errno));
+    free(buf);
+    fclose(f);
+    return CHM_IO;
+  }
+  fclose(f);
+  buf[n] = '\0';
+  *text = buf;
+  if (len != NULL) *len = n;
+  return CHM_OK;
+}
+
+/* query_body(db, sql) -> json   [-2, +1, e]: one read-only statement. */
+static int query_body(lua_State *L) {
+  sqlite3 *db = lua_touserdata(L, 1);
+  const char *sql = lua_tostring(L, 2), *tail = NULL;
+  sqlite3_stmt *st = NULL;
+  int rc, n = 0, ncol, i;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, &tail) != SQLITE_OK)
+    return luaL_error(L, "SQL error: %s", sqlite3_errmsg(db));
+  if (st == NULL) return luaL_error(L, "SQL error: empty statement");
+  while (tail != NULL && (*tail == ' ' || *tail == '\n' || *tail == '\t' ||
+                          *tail == '\r' || *tail == ';'))
+    tail++;
+  if ((tail != NULL && *tail != '\0') || !sqlite3_stmt_readonly(st)) {
+    sqlite3_finalize(st);
+    lua_pushliteral(L, "DENIED");
+    return luaL_error(L, "only one read-only statement is allowed here "
+                         "(writes go through the engine's commands)");
+  }
+  lua_newtable(L);
+  ncol = sqlite3_column_count(st);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    lua_createtable(L, 0, ncol);
+    for (i = 0; i < ncol; i++) {
+      switch (sqlite3_column_type(st, i)) {
+        case SQLITE_INTEGER: lua_pushinteger(L, sqlite3_column_int64(st, i)); break;
+        case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(st, i)); break;
+        case SQLITE_NULL: chm__json_pushnull(L); break;
+        default:
+          lua_pushlstring(L, (const char *)sqlite3_column_text(st, i),
+                          (size_t)sqlite3_column_bytes(st, i));
+      }
+      lua_setfield(L, -2, sqlite3_column_name(st, i));
+    }
+    lua_rawseti(L, -2, ++n);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return luaL_error(L, "SQL error: %s", sqlite3_errmsg(db));
+  if (n == 0) { /* mark as array so an empty result prints [] */
+    lua_pushcfunction(L, chm__json_open);
+    lua_call(L, 0, 1);
+    lua_getfield(L, -1, "array");
+    lua_pushvalue(L, -3);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+  }
+  if (chm__json_encode(L, -1, 1) != 0) return lua_error(L);
+  return 1;
+}
+
+int chm__core_query(chm__core *c, const char *sql, char **out) {
+  lua_State *L = c->L;
+  int top, rc;
+  *out = NULL;
+  if (sql == NULL) return chm__core_seterr(c, CHM_MISUSE, "no SQL given");
+  clear_err(c);
+  top = lua_gettop(L);
+  lua_pushcfunction(L, query_body);
+  lua_pushlightuserdata(L, c->db);
+  lua_pushstring(L, sql);
+  rc = chm__pcall(L, 2, 1, &trusted_limits);
+  if (rc != CHM_OK) {
+    const char *msg = lua_tostring(L, -1);
+    if (msg != NULL && strstr(msg, "read-only statement") != NULL) rc = CHM_DENIED;
+    else if (rc == CHM_SCRIPT) rc = CHM_DB;
+    chm__core_seterr(c, rc, "%s", msg ? msg : chm_errstr(rc));
+  } else if ((*out = dup_lua(L, -1)) == NULL) {
+    rc = chm__core_seterr(c, CHM_NOMEM, "out of memory");
+  }
+  lua_settop(L, top);
+  return rc;
+}
+
+/* eval_body(src, limits...) -> json | nil, msg, code   [-5, +3, e] */
+static int eval_body(lua_State *L) {
+  size_t len;
+  const char *src = lua_tolstring(L, 1, &len);
+  chm_limits lim;
+  int rc;
+  lim.instructions = (uint64_t)lua_tointeger(L, 2);
+  lim.deadline_ms = (uint32_t)lua_tointeger(L, 3);
+  lim.memory_bytes = (size_t)lua_tointeger(L, 4);
+  lua_settop(L, 1);
+  chm__push_sandbox_env(L);                         /* 2: env */
+  if (chm__load_text(L, src, len, "=eval", 2) != CHM_OK) {
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    lua_pushstring(L, "SCRIPT");
+    return 3;
+  }
+  rc = chm__pcall(L, 0, 1, &lim);
+  if (rc != CHM_OK) {
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    lua_pushstring(L, chm_errname(rc));
+    return 3;
+  }
+  if (chm__json_encode(L, -1, 0) != 0) {
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    lua_pushstring(L, "SCRIPT");
+    return 3;
+  }
+  lua_pushnil(L);
+  lua_pushnil(L);
+  return 3;
+}
+
+int chm__core_eval(chm__core *c, const char *src, const chm_limits *limits,
+                   char **out) {
+  lua_State *L = c->L;
+  chm_limits lim;
+  int top, rc;
+  *out = NULL;
+  if (src == NULL) return chm__core_seterr(c, CHM_MISUSE, "no source given");
+  clear_err(c);
+  chm_limits_default(&lim);
+  if (limits != NULL) {
+    if (limits->instructions) lim.instructions = limits->instructions;
+    if (limits->deadline_ms) lim.deadline_ms = limits->deadline_ms;
+    if (limits->memory_bytes) lim.memory_bytes = limits->memory_bytes;
+  }
+  top = lua_gettop(L);
+  lua_pushcfunction(L, eval_body);
+  lua_pushstring(L, src);
+  lua_pushinteger(L, (lua_Integer)lim.instructions);
+  lua_pushinteger(L, (lua_Integer)lim.deadline_ms);
+  lua_pushinteger(L, (lua_Integer)lim.memory_bytes);
+  rc = chm__pcall(L, 4, 3, &trusted_limits);
+  if (rc != CHM_OK) {
+    chm__core_seterr(c, rc, "%s", lua_tostring(L, -1));
+  } else if (lua_isnil(L, -3)) {
+    rc = status_of(lua_tostring(L, -1));
+    chm__core_seterr(c, rc, "%s", lua_tostring(L, -2));
+  } else if ((*out = dup_lua(L, -3)) == NULL) {
+    rc = chm__core_seterr(c, CHM_NOMEM, "out of memory");
+  }
+  lua_settop(L, top);
+  if (rc == CHM_MEMORY) lua_gc(L, LUA_GCCOLLECT);
+  return rc;
+}

@@ -1,0 +1,63 @@
+/*
+** instance.c — the chm_instance handle: one air-gapped instance store.
+** Opening never creates (instantiation does) and never reads the
+** meta-store. Describe and re-validation are trusted Lua
+** (lua/instance.lua) over the instance's own tables.
+*/
+#include <stdlib.h>
+
+#include "chm_int.h"
+#include "core.h"
+
+struct chm_instance {
+  chm__core core; /* store, sandbox, last message */
+};
+
+int chm_instance_open(const char *path, chm_instance **out) {
+  chm_instance *inst;
+  if (out == NULL) return CHM_MISUSE;
+  *out = inst = calloc(1, sizeof *inst);
+  if (inst == NULL) return CHM_NOMEM;
+  return chm__core_open(&inst->core, path, CHM__INSTANCE, 0);
+}
+
+int chm_instance_close(chm_instance *inst) {
+  if (inst == NULL) return CHM_OK;
+  chm__core_close(&inst->core);
+  free(inst);
+  return CHM_OK;
+}
+
+const char *chm_instance_errmsg(const chm_instance *inst) {
+  return inst == NULL ? "no handle (out of memory?)"
+                      : chm__core_errmsg(&inst->core);
+}
+
+#define CHECK(i, cond)                                                    \
+  do {                                                                    \
+    if ((i) == NULL || (i)->core.L == NULL) return CHM_MISUSE;            \
+    if (!(cond))                                                          \
+      return chm__core_seterr(&(i)->core, CHM_MISUSE,                     \
+                              "%s: missing argument", __func__);          \
+  } while (0)
+
+int chm_instance_describe(chm_instance *inst, char **json) {
+  CHECK(inst, json != NULL);
+  return chm__core_invoke(&inst->core, "instance", "describe", 0, NULL, json);
+}
+
+int chm_instance_validate(chm_instance *inst, char **report) {
+  CHECK(inst, 1);
+  return chm__core_invoke(&inst->core, "instance", "validate", 0, NULL, report);
+}
+
+int chm_instance_query(chm_instance *inst, const char *sql, char **json) {
+  CHECK(inst, sql != NULL && json != NULL);
+  return chm__core_query(&inst->core, sql, json);
+}
+
+int chm_instance_eval(chm_instance *inst, const char *source,
+                      const chm_limits *limits, char **json) {
+  CHECK(inst, source != NULL && json != NULL);
+  return chm__core_eval(&inst->core, source, limits, json);
+}

@@ -1,0 +1,127 @@
+/*
+** store.c — opening SQLite files as Chameleon stores. Sets the pragmas
+** every store runs with (WAL, foreign keys, full durability, busy timeout)
+** and brings the schema up to date from the migrations embedded at build
+** time (sql/meta/NNN_*.sql, sql/instance/NNN_*.sql): PRAGMA user_version
+** holds the number of the last applied file; missing files are applied in
+** one transaction, so a failed upgrade leaves the store as it was.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chm_int.h"
+
+/* PRAGMA application_id of each store kind: 'CHMM' and 'CHMI'. */
+static const int app_id[2] = {0x43484D4D, 0x43484D49};
+
+/* Applies every embedded migration of `kind` newer than user_version. */
+static int migrate(sqlite3 *db, int kind, const char *path, char **err) {
+  const char *prefix = kind == CHM__META ? "sql/meta/" : "sql/instance/";
+  size_t plen = strlen(prefix);
+  const chm__blob *b;
+  sqlite3_stmt *st;
+  int have = 0, last = 0, rc;
+  char *emsg = NULL;
+  char buf[64];
+
+  if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &emsg) != SQLITE_OK)
+    goto fail;
+  if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) !=
+      SQLITE_OK)
+    goto fail_db;
+  if (sqlite3_step(st) == SQLITE_ROW) have = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  for (b = chm__embedded; b->name != NULL; b++) {
+    int num;
+    if (strncmp(b->name, prefix, plen) != 0) continue;
+    num = atoi(b->name + plen);
+    if (num > last) last = num;
+    if (num <= have) continue;
+    if (sqlite3_exec(db, b->data, NULL, NULL, &emsg) != SQLITE_OK) {
+      *err = chm__strdupf("%s: schema migration failed: %s", b->name,
+                  emsg ? emsg : "?");
+      sqlite3_free(emsg);
+      sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+      return CHM_DB;
+    }
+  }
+  if (have > last) {
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    snprintf(buf, sizeof buf, "%d > %d", have, last);
+    *err = chm__strdupf("%s: store schema version is newer than this engine (%s); "
+                "upgrade chameleon",
+                path, buf);
+    return CHM_DB;
+  }
+  if (sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &st, NULL) !=
+      SQLITE_OK)
+    goto fail_db;
+  rc = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+  sqlite3_finalize(st);
+  if ((rc != 0 && rc != app_id[kind]) || (rc == 0 && have > 0)) {
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    *err = chm__strdupf("%s: not a Chameleon %s (open it with the right command: "
+                "meta-stores hold templates, instance stores hold tokens)",
+                path, kind == CHM__META ? "meta-store" : "instance store");
+    return CHM_DB;
+  }
+  if (rc == 0) {
+    snprintf(buf, sizeof buf, "PRAGMA application_id = %d", app_id[kind]);
+    if (sqlite3_exec(db, buf, NULL, NULL, &emsg) != SQLITE_OK) goto fail;
+  }
+  snprintf(buf, sizeof buf, "PRAGMA user_version = %d", last);
+  if (last > have && sqlite3_exec(db, buf, NULL, NULL, &emsg) != SQLITE_OK)
+    goto fail;
+  if (sqlite3_exec(db, "COMMIT", NULL, NULL, &emsg) != SQLITE_OK) goto fail;
+  return CHM_OK;
+fail_db:
+  emsg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+fail:
+  *err = chm__strdupf("%s: cannot prepare the store: %s", path, emsg ? emsg : "?");
+  sqlite3_free(emsg);
+  sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  return CHM_DB;
+}
+
+int chm__store_open(const char *path, int kind, int create, sqlite3 **out,
+                    char **err) {
+  sqlite3 *db = NULL;
+  char *emsg = NULL;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+  int rc;
+  *out = NULL;
+  *err = NULL;
+  if (!create && access(path, F_OK) != 0) {
+    *err = chm__strdupf("%s: no such store%s", path,
+                kind == CHM__INSTANCE ? " (create one with instantiate)" : "");
+    return CHM_NOTFOUND;
+  }
+  if (create) flags |= SQLITE_OPEN_CREATE;
+  if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+    *err = chm__strdupf("%s: cannot open: %s", path,
+                db ? sqlite3_errmsg(db) : "out of memory");
+    sqlite3_close(db);
+    return CHM_IO;
+  }
+  sqlite3_busy_timeout(db, 10000);
+  sqlite3_extended_result_codes(db, 1);
+  if (sqlite3_exec(db,
+                   "PRAGMA journal_mode=WAL;"
+                   "PRAGMA synchronous=FULL;"
+                   "PRAGMA foreign_keys=ON;",
+                   NULL, NULL, &emsg) != SQLITE_OK) {
+    *err = chm__strdupf("%s: not a usable SQLite store: %s", path, emsg ? emsg : "?");
+    sqlite3_free(emsg);
+    sqlite3_close(db);
+    return CHM_DB;
+  }
+  rc = migrate(db, kind, path, err);
+  if (rc != CHM_OK) {
+    sqlite3_close(db);
+    return rc;
+  }
+  *out = db;
+  return CHM_OK;
+}
