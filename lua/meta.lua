@@ -13,6 +13,9 @@ local json = chm.json
 local null = json.null
 local M = {}
 
+-- The expression language's null is the engine's JSON null.
+if expr.set_null then expr.set_null(null) end
+
 -- Limits for running a workflow file: it only builds a table.
 local LOAD_LIMITS = { instructions = 5000000, deadline_ms = 2000 }
 
