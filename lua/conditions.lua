@@ -1,0 +1,286 @@
+-- lua/conditions.lua — conditions and token views for the judge
+-- (lua/judge.lua): compiles a condition (an expression string through
+-- lua/expr.lua, or {lua = "function(token) ... end"} into a sandbox) once,
+-- and evaluates it against a token view; builds the views Lua code sees
+-- (fields plus a deep copy of the attributes). Trusted module: relies on
+-- `chm` (load, run, sandbox_env, json) and never touches the store.
+local expr = require("expr")
+
+local M = {}
+
+local type, pcall, next, tostring = type, pcall, next, tostring
+local rawget, rawequal, error = rawget, rawequal, error
+local setmetatable, getmetatable = setmetatable, getmetatable
+local format, find, sub, gmatch = string.format, string.find, string.sub, string.gmatch
+
+local json = chm.json
+local null = json.null
+local jarray = json.array
+
+-- The expression language's null is the engine's JSON null (lua/meta.lua
+-- does the same; set_null is idempotent in effect).
+if expr.null ~= null then expr.set_null(null) end
+
+-- Limits for one call of a {lua = ...} condition, routing function or
+-- predicate, and for running the chunk that defines it.
+M.LIMITS = { instructions = 1000000, deadline_ms = 1000 }
+
+-- Token fields an expression (and a structured field name) resolves before
+-- attributes (DESIGN §7).
+local RESERVED = { uow_id = true, parent_id = true, status = true, child_count = true,
+                   finished_child_count = true }
+M.RESERVED = RESERVED
+
+local EMPTY = setmetatable({}, { __newindex = function() error("read-only table", 2) end,
+                                 __metatable = false })
+
+-- ======================================================================
+-- Messages
+-- ======================================================================
+
+-- show(v) -> a short printable rendering of a value for reasons.
+function M.show(v)
+  local t = type(v)
+  if rawequal(v, null) then return "null" end
+  if t == "string" then
+    if #v > 60 then v = sub(v, 1, 57) .. "..." end
+    return '"' .. v .. '"'
+  elseif t == "number" or t == "boolean" then
+    return tostring(v)
+  elseif t == "table" then
+    local ok, s = pcall(json.encode, v)
+    if not ok then return "a table" end
+    if #s > 80 then s = sub(s, 1, 77) .. "..." end
+    return s
+  elseif t == "nil" then
+    return "nothing"
+  end
+  return "a " .. t
+end
+
+-- describe(v) -> "null" or "the <type> <value>": a value in a reason.
+function M.describe(v)
+  if rawequal(v, null) then return "null" end
+  return "the " .. expr.typename(v) .. " " .. M.show(v)
+end
+
+-- message(e) -> the text of an error value (expression error objects carry
+-- .message), cut before a traceback so reasons stay one paragraph.
+function M.message(e)
+  local s
+  if type(e) == "table" and type(rawget(e, "message")) == "string" then
+    s = rawget(e, "message")
+  else
+    s = tostring(e)
+  end
+  local at = find(s, "\nstack traceback:", 1, true)
+  if at then s = sub(s, 1, at - 1) end
+  return s
+end
+
+-- ======================================================================
+-- Values: field lookup, copies, equality
+-- ======================================================================
+
+-- getter(name) -> function(view) -> value | nil. The field of a structured
+-- guardian config: a reserved token field first, then the attribute of that
+-- exact name, then a dotted path into nested objects ("output.pass").
+function M.getter(name)
+  if RESERVED[name] then
+    return function(view)
+      local v = view[name]
+      if v ~= nil then return v end
+      if name == "parent_id" then return null end
+      local a = view.attrs
+      return a and a[name]
+    end
+  end
+  local segs = {}
+  for s in gmatch(name, "[^.]+") do segs[#segs + 1] = s end
+  if #segs <= 1 then
+    return function(view)
+      local a = view.attrs
+      return a and a[name]
+    end
+  end
+  local n = #segs
+  return function(view)
+    local a = view.attrs
+    if not a then return nil end
+    local v = a[name]
+    if v ~= nil then return v end
+    v = a[segs[1]]
+    for i = 2, n do
+      if type(v) ~= "table" then return nil end
+      v = rawget(v, segs[i])
+    end
+    return v
+  end
+end
+
+-- copy(v) -> a deep copy of a JSON-like value (arrays stay marked as
+-- arrays). Raises on values nested deeper than 200 levels (a cycle).
+local function copy(v, depth)
+  if type(v) ~= "table" or rawequal(v, null) then return v end
+  depth = (depth or 0) + 1
+  if depth > 200 then error("value nested too deeply to copy", 0) end
+  local t = {}
+  for k, x in next, v do t[k] = copy(x, depth) end
+  if getmetatable(v) == "json.array" then jarray(t) end
+  return t
+end
+M.copy = copy
+
+-- equal(a, b) -> deep equality of JSON-like values (1 == 1.0).
+local function equal(a, b, depth)
+  if a == b then return true end
+  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  depth = (depth or 0) + 1
+  if depth > 100 then return false end
+  for k, x in next, a do
+    local y = rawget(b, k)
+    if y == nil or not equal(x, y, depth) then return false end
+  end
+  for k in next, b do
+    if rawget(a, k) == nil then return false end
+  end
+  return true
+end
+M.equal = equal
+
+-- typename(v) -> "number", "string", "boolean", "null", "list", "object".
+M.typename = expr.typename
+
+-- ======================================================================
+-- Views
+-- ======================================================================
+
+-- The expression scope is one reused table: judge calls never nest (Lua
+-- code run by a condition cannot reach the judge), so filling it per call
+-- costs no allocation.
+local FIELDS = {}
+local SCOPE = { fields = FIELDS, attrs = EMPTY }
+
+-- scope(view) -> the expression scope for view (valid until the next call).
+-- A base token's parent_id reads as null rather than an unknown name.
+function M.scope(view)
+  FIELDS.uow_id = view.uow_id
+  local p = view.parent_id
+  if p == nil then p = null end
+  FIELDS.parent_id = p
+  FIELDS.status = view.status
+  FIELDS.child_count = view.child_count
+  FIELDS.finished_child_count = view.finished_child_count
+  SCOPE.attrs = view.attrs or EMPTY
+  return SCOPE
+end
+
+-- token.amount falls back to token.attrs.amount. Shared and protected, so
+-- a script can neither read nor change what every view uses.
+local TOKEN_MT = {
+  __index = function(t, k)
+    local a = rawget(t, "attrs")
+    if type(a) == "table" then return a[k] end
+    return nil
+  end,
+  __metatable = "token",
+}
+
+-- token_view(view) -> a fresh table {uow_id, parent_id, status, version,
+-- child_count, finished_child_count, workflow, failure_reason, attrs = deep
+-- copy}; reading
+-- any other key reads the attribute. Nothing the script does to it reaches
+-- the engine.
+function M.token_view(view)
+  return setmetatable({
+    uow_id = view.uow_id, parent_id = view.parent_id, status = view.status,
+    version = view.version, child_count = view.child_count,
+    finished_child_count = view.finished_child_count, workflow = view.workflow,
+    failure_reason = view.failure_reason, attrs = copy(view.attrs or {}),
+  }, TOKEN_MT)
+end
+
+-- ======================================================================
+-- Lua functions in the sandbox
+-- ======================================================================
+
+-- A function's globals are a proxy over its sandbox environment that
+-- refuses new globals: conditions and steps must not keep state from one
+-- token to the next (replay gives the same decisions). The sandbox's own
+-- environment metatable is locked, hence the proxy; __metatable = false
+-- locks the proxy the same way.
+local function refuse(_, k)
+  error(format("assignment to global '%s': conditions and steps cannot keep " ..
+               "state between calls (use a local)", tostring(k)), 2)
+end
+
+-- load_function(src, chunkname [, limits]) -> f | nil, err. Compiles the
+-- source of a Lua function ("function(token) ... end") as text against a
+-- fresh sandbox environment, runs the chunk under limits and returns the
+-- function. err says what is wrong (syntax error, not a function...).
+function M.load_function(src, chunkname, limits)
+  if type(src) ~= "string" then
+    return nil, "expected the source text of a Lua function, got " .. M.show(src)
+  end
+  local env = setmetatable({}, { __index = chm.sandbox_env(), __newindex = refuse,
+                                 __metatable = false })
+  local chunk, err = chm.load("return " .. src, chunkname, env)
+  if not chunk then return nil, M.message(err) end
+  local ok, f = chm.run(limits or M.LIMITS, chunk)
+  if not ok then return nil, M.message(f) end
+  if type(f) ~= "function" then
+    return nil, "the source is " .. M.show(f) .. ", not a Lua function (function(...) ... end)"
+  end
+  return f
+end
+
+-- call(f, view) -> true, r1, r2 | false, err, code: f(token_view(view))
+-- under M.LIMITS through chm.run. err is one paragraph (no traceback).
+function M.call(f, view)
+  local ok, r1, r2 = chm.run(M.LIMITS, f, M.token_view(view))
+  if not ok then return false, M.message(r1), r2 end
+  return true, r1, r2
+end
+
+-- ======================================================================
+-- Conditions
+-- ======================================================================
+
+-- compile(c, chunkname) -> cond | nil, err. c is an expression string or
+-- {lua = source}. cond = {kind = "expr"|"lua", src, test | fn}.
+function M.compile(c, chunkname)
+  if type(c) == "string" then
+    local ok, compiled, err = pcall(expr.compile, c)
+    if not ok then return nil, M.message(compiled) end
+    if not compiled then return nil, M.message(err) end
+    return { kind = "expr", src = c, test = compiled.test }
+  elseif type(c) == "table" and c.lua ~= nil then
+    local f, err = M.load_function(c.lua, chunkname or "=condition")
+    if not f then return nil, err end
+    return { kind = "lua", src = c.lua, fn = f }
+  end
+  return nil, "expected an expression string or {lua = <function source>}, got " .. M.show(c)
+end
+
+-- label(cond) -> how a condition is named in reasons: the expression in
+-- double quotes, or "Lua function".
+function M.label(cond)
+  if cond.kind == "expr" then return '"' .. cond.src .. '"' end
+  return "Lua function"
+end
+
+-- test(cond, view [, scope]) -> true | false | nil, err. An expression must
+-- yield a boolean (null is false); a Lua function's result is truthy or
+-- not (null is false). Errors, budget and memory overruns give nil, err.
+function M.test(cond, view, scope)
+  if cond.kind == "expr" then
+    local ok, r = pcall(cond.test, scope or M.scope(view))
+    if ok then return r end
+    return nil, M.message(r)
+  end
+  local ok, r = M.call(cond.fn, view)
+  if not ok then return nil, r end
+  return r ~= nil and r ~= false and not rawequal(r, null)
+end
+
+return M
