@@ -14,7 +14,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*" 2>/dev/null || printf '\n== %s\n' 
 
 say "meta-store in $OUT"
 "$CHM" init --meta meta.db
-say "import the reference workflows (children before their parents)"
+say "import the reference workflows (children sort before their parents: wf_child_*)"
 for f in "$ROOT"/workflows/*.lua; do
   "$CHM" import --meta meta.db "$f"
 done

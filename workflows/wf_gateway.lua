@@ -1,6 +1,6 @@
 -- workflows/wf_gateway.lua — WF-ONBOARD-001, customer onboarding whose
 -- "kyc" role is a recursive gateway: its work is a whole run of the child
--- workflow WF-KYC-001 (workflows/wf_kyc_child.lua) hosted in the same
+-- workflow WF-KYC-001 (workflows/wf_child_kyc.lua) hosted in the same
 -- instance. The child must be imported first.
 return workflow "WF-ONBOARD-001" {
   description = "Customer onboarding with a KYC child workflow",

@@ -1,4 +1,4 @@
--- workflows/wf_kyc_child.lua — WF-KYC-001, the child workflow that
+-- workflows/wf_child_kyc.lua — WF-KYC-001, the child workflow that
 -- wf_gateway.lua runs through a recursive gateway: verify an applicant's
 -- identity document, screen the name against a sanctions list, and send
 -- hits to a compliance officer. Import it before WF-ONBOARD-001.
