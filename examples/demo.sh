@@ -10,7 +10,7 @@ CHM="$(pwd)/$BUILD/chameleon"
 ROOT=$(pwd)
 OUT=${DEMO_OUT:-$(mktemp -d /tmp/chameleon-demo.XXXXXX)}
 cd "$OUT"
-say() { printf '\n\033[1m== %s\033[0m\n' "$*" 2>/dev/null || printf '\n== %s\n' "$*"; }
+say() { if [ -t 1 ]; then printf '\n\033[1m== %s\033[0m\n' "$*"; else printf '\n== %s\n' "$*"; fi; }
 
 say "meta-store in $OUT"
 "$CHM" init --meta meta.db

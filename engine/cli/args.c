@@ -1,0 +1,266 @@
+/*
+** args.c — command-line parsing for the CLI: each command declares the
+** options it accepts (a cli_opt table); this file matches argv against that
+** table, by hand and without global state, so options and positional
+** arguments may come in any order (`--` ends options). It also renders the
+** usage line and the --help page of a command from the same table.
+*/
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define DEFAULT_META "chameleon-meta.db"
+
+/* --help and -h are accepted by every command, listed or not. */
+static const cli_opt help_opt = {"help", 'h', NULL, OPT_HELP,
+                                 "show this help and exit"};
+
+/* ---- lookup ------------------------------------------------------------- */
+
+static const cli_opt *find_long(const cli_cmd *cmd, const char *name,
+                                size_t n) {
+  for (const cli_opt *o = cmd->opts; o && o->id; o++)
+    if (o->lng && strlen(o->lng) == n && strncmp(o->lng, name, n) == 0)
+      return o;
+  if (n == 4 && strncmp(name, "help", 4) == 0)
+    return &help_opt;
+  return NULL;
+}
+
+static const cli_opt *find_short(const cli_cmd *cmd, char ch) {
+  for (const cli_opt *o = cmd->opts; o && o->id; o++)
+    if (o->shrt && o->shrt == ch)
+      return o;
+  if (ch == 'h')
+    return &help_opt;
+  return NULL;
+}
+
+/* ---- applying one option ------------------------------------------------ */
+
+/* Store option o with value val (NULL for flags) in c. Returns NULL, or a
+** static problem description for a bad value. */
+static const char *apply(cli *c, const cli_opt *o, const char *val) {
+  switch (o->id) {
+  case OPT_HELP:
+    c->help = 1;
+    break;
+  case OPT_JSON:
+    c->json = 1;
+    break;
+  case OPT_DOT:
+    c->dot = 1;
+    break;
+  case OPT_META:
+    c->meta = val;
+    c->meta_given = 1;
+    break;
+  case OPT_INSTANCE:
+    c->instance = val;
+    break;
+  case OPT_OUT:
+    c->out = val;
+    break;
+  case OPT_OUTPUT:
+    c->output = val;
+    break;
+  case OPT_NAME:
+    c->name = val;
+    break;
+  case OPT_VERSION: {
+    char *end;
+    long v;
+    errno = 0;
+    v = strtol(val, &end, 10);
+    if (errno || end == val || *end || v < 1 || v > 1000000000L)
+      return "a version is a positive integer";
+    c->version = (int)v;
+    break;
+  }
+  }
+  if (val && !*val && o->id != OPT_NAME)
+    return "the value is empty";
+  return NULL;
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+int cli_parse(cli *c, const cli_cmd *cmd, int argc, char **argv) {
+  char problem[256] = "";
+  int only_pos = 0;
+
+  c->cmd = cmd;
+  c->pos = calloc((size_t)argc + 1, sizeof *c->pos);
+  if (!c->pos)
+    return cli_error(c, CLI_EXIT_ERROR, NULL, "out of memory");
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    const cli_opt *o;
+    const char *val = NULL, *bad;
+    char shown[64];
+
+    if (only_pos || a[0] != '-' || a[1] == 0) {
+      c->pos[c->npos++] = argv[i];
+      continue;
+    }
+    if (strcmp(a, "--") == 0) {
+      only_pos = 1;
+      continue;
+    }
+    if (a[1] == '-') { /* --name, --name=value, --name value */
+      const char *eq = strchr(a + 2, '=');
+      size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+      o = find_long(cmd, a + 2, n);
+      snprintf(shown, sizeof shown, "--%.*s", (int)(n < 40 ? n : 40), a + 2);
+      if (o && eq) {
+        if (!o->arg) {
+          if (!*problem)
+            snprintf(problem, sizeof problem, "option '%s' takes no value",
+                     shown);
+          continue;
+        }
+        val = eq + 1;
+      }
+    } else { /* -x, -x value, -xVALUE */
+      o = find_short(cmd, a[1]);
+      snprintf(shown, sizeof shown, "-%c", a[1]);
+      if (o && a[2]) {
+        if (!o->arg)
+          o = NULL; /* no bundling of flags */
+        else
+          val = a + 2;
+      }
+      if (!o)
+        snprintf(shown, sizeof shown, "%.40s", a);
+    }
+    if (!o) {
+      if (!*problem)
+        snprintf(problem, sizeof problem, "unknown option '%s'", shown);
+      continue;
+    }
+    if (o->arg && !val) {
+      if (i + 1 >= argc) {
+        if (!*problem)
+          snprintf(problem, sizeof problem, "option '%s' needs a value (%s)",
+                   shown, o->arg);
+        continue;
+      }
+      val = argv[++i];
+    }
+    if ((bad = apply(c, o, val)) != NULL && !*problem)
+      snprintf(problem, sizeof problem, "option '%s': %s", shown, bad);
+  }
+
+  if (!c->meta) {
+    const char *env = getenv("CHAMELEON_META");
+    c->meta = env && *env ? env : DEFAULT_META;
+  }
+  if (c->help)
+    return CLI_EXIT_OK; /* --help wins over any other problem */
+  if (*problem)
+    return cli_usage_error(c, "%s", problem);
+  if (c->npos < cmd->min_args) {
+    /* The operands are the last word of the usage ("FILE...", "NAME"). */
+    const char *last = strrchr(cmd->args, ' ');
+    return cli_usage_error(c, "missing argument %s",
+                           last ? last + 1 : cmd->args);
+  }
+  if (cmd->max_args >= 0 && c->npos > cmd->max_args)
+    return cli_usage_error(c, "unexpected argument '%s'",
+                           c->pos[cmd->max_args]);
+  return CLI_EXIT_OK;
+}
+
+/* ---- usage and help ----------------------------------------------------- */
+
+void cli_usage(const cli_cmd *cmd, FILE *f) {
+  /* Wrap at 79 columns between bracketed groups, continuation lines
+  ** aligned under the first argument. */
+  int indent = (int)strlen("usage: chameleon ") + (int)strlen(cmd->name) + 1;
+  int col = indent, depth = 0;
+  const char *p = cmd->args, *word = p;
+  fprintf(f, "usage: chameleon %s", cmd->name);
+  for (;; p++) {
+    if (*p == '[')
+      depth++;
+    else if (*p == ']')
+      depth--;
+    if ((*p == ' ' && depth == 0) || *p == 0) {
+      int n = (int)(p - word);
+      if (n > 0) {
+        if (col > indent && col + 1 + n > 79) {
+          fprintf(f, "\n%*s", indent - 1, "");
+          col = indent - 1;
+        }
+        fprintf(f, " %.*s", n, word);
+        col += 1 + n;
+      }
+      word = p + 1;
+    }
+    if (*p == 0)
+      break;
+  }
+  fputc('\n', f);
+}
+
+static void print_option(const cli_opt *o, FILE *f) {
+  char left[64];
+  if (o->shrt && o->lng)
+    snprintf(left, sizeof left, "-%c, --%s%s%s", o->shrt, o->lng,
+             o->arg ? " " : "", o->arg ? o->arg : "");
+  else if (o->lng)
+    snprintf(left, sizeof left, "    --%s%s%s", o->lng, o->arg ? " " : "",
+             o->arg ? o->arg : "");
+  else
+    snprintf(left, sizeof left, "-%c%s%s", o->shrt, o->arg ? " " : "",
+             o->arg ? o->arg : "");
+  if (strlen(left) > 20)
+    fprintf(f, "  %s\n  %-20s  %s\n", left, "", o->help);
+  else
+    fprintf(f, "  %-20s  %s\n", left, o->help);
+}
+
+void cli_help(const cli_cmd *cmd, FILE *f) {
+  int has_help = 0;
+  cli_usage(cmd, f);
+  fprintf(f, "\n%s\n", cmd->description);
+  fputs("\nOptions:\n", f);
+  for (const cli_opt *o = cmd->opts; o && o->id; o++) {
+    print_option(o, f);
+    has_help |= o->id == OPT_HELP;
+  }
+  if (!has_help)
+    print_option(&help_opt, f);
+  for (const cli_opt *o = cmd->opts; o && o->id; o++)
+    if (o->id == OPT_META) {
+      fputs("\nThe meta-store is $CHAMELEON_META when set, else "
+            "./chameleon-meta.db.\n",
+            f);
+      break;
+    }
+  fprintf(f, "\nExample:\n%s\n", cmd->example);
+}
+
+int cli_usage_error(cli *c, const char *fmt, ...) {
+  va_list ap;
+  const char *name = c->cmd ? c->cmd->name : NULL;
+  fputs("chameleon: ", stderr);
+  if (name)
+    fprintf(stderr, "%s: ", name);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  if (c->cmd) {
+    cli_usage(c->cmd, stderr);
+    fprintf(stderr, "Run 'chameleon %s --help' for details.\n", name);
+  } else {
+    fputs("Run 'chameleon help' for the list of commands.\n", stderr);
+  }
+  if (!c->status)
+    c->status = CLI_EXIT_USAGE;
+  return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,624 @@
+-- tests/cli_spec.lua — runs the real `chameleon` binary and checks exit
+-- codes and output: help and usage errors, init/import/validate/list/show/
+-- export/instantiate on a meta-store, describe/check on an instance after
+-- its meta-store is gone (the air gap), guide and read-only sql.
+-- Binary: $CHAMELEON_BIN, else $BUILD/chameleon, else build/chameleon.
+-- Inputs: workflows/*.lua (reference workflows) and
+-- tests/fixtures/invalid/*.lua (first line "-- expect: <substring>").
+-- Run from the repository root: busted --lua=lua5.4 tests/cli_spec.lua
+
+-- ---------------------------------------------------------------------------
+-- Helpers
+-- ---------------------------------------------------------------------------
+
+local ROOT = assert(io.popen("pwd")):read("l")
+local BIN = os.getenv("CHAMELEON_BIN") or ((os.getenv("BUILD") or "build") .. "/chameleon")
+if BIN:sub(1, 1) ~= "/" then BIN = ROOT .. "/" .. BIN end
+
+-- Shell-quote one word.
+local function q(s)
+  return "'" .. (tostring(s):gsub("'", "'\\''")) .. "'"
+end
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function spit(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- Lines printed by a shell command run from the repository root.
+local function lines_of(cmd)
+  local p = assert(io.popen("cd " .. q(ROOT) .. " && " .. cmd .. " 2>/dev/null"))
+  local out = {}
+  for l in p:lines() do out[#out + 1] = l end
+  p:close()
+  return out
+end
+
+local function mktemp()
+  return assert(io.popen("mktemp -d")):read("l")
+end
+
+-- run(dir, args [, env]) -> {code, out, err}: run the binary in dir with
+-- CHAMELEON_META unset (unless env sets it), capturing both streams.
+local function run(dir, args, env)
+  local cmd = { "cd", q(dir), "&&", "env -u CHAMELEON_META", env or "", q(BIN) }
+  for _, a in ipairs(args) do cmd[#cmd + 1] = q(a) end
+  cmd[#cmd + 1] = ">" .. q(dir .. "/.stdout") .. " 2>" .. q(dir .. "/.stderr")
+  local _, how, code = os.execute(table.concat(cmd, " "))
+  if how == "signal" then code = 128 + code end
+  return { code = code, out = slurp(dir .. "/.stdout") or "",
+           err = slurp(dir .. "/.stderr") or "" }
+end
+
+-- expect(r, code): assert the exit code, showing both streams otherwise.
+local function expect(r, code)
+  if r.code ~= code then
+    error(string.format("exit status %s, expected %s\n--- stdout\n%s--- stderr\n%s",
+      tostring(r.code), tostring(code), r.out, r.err), 2)
+  end
+  return r
+end
+
+-- A literal string as a Lua pattern.
+local function lit(s)
+  return (s:gsub("%p", "%%%0"))
+end
+
+local function has(text, needle)
+  return text:find(needle, 1, true) ~= nil
+end
+
+local function assert_has(text, needle, what)
+  if not has(text, needle) then
+    error(string.format("%s does not contain %q:\n%s", what or "output", needle, text), 2)
+  end
+end
+
+-- A small strict JSON decoder (the CLI's JSON must parse; cjson mangles
+-- numbers, and the sanitized Lua module cannot be loaded under ASan).
+local NULL = setmetatable({}, { __name = "json.null" })
+local function json_decode(s)
+  local i = 1
+  local function fail(m) error(string.format("bad JSON (%s at offset %d): %s", m, i, s:sub(1, 200)), 0) end
+  local function ws() i = s:find("[^ \t\r\n]", i) or #s + 1 end
+  local ESC = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f",
+                n = "\n", r = "\r", t = "\t" }
+  local function str()
+    local out = {}
+    i = i + 1
+    while true do
+      local c = s:sub(i, i)
+      if c == "" then fail("unterminated string") end
+      if c == '"' then i = i + 1; return table.concat(out) end
+      if c == "\\" then
+        local e = s:sub(i + 1, i + 1)
+        if ESC[e] then
+          out[#out + 1] = ESC[e]; i = i + 2
+        elseif e == "u" and s:sub(i + 2, i + 5):match("^%x%x%x%x$") then
+          out[#out + 1] = utf8.char(tonumber(s:sub(i + 2, i + 5), 16)); i = i + 6
+        else
+          fail("bad escape")
+        end
+      elseif c:byte() < 32 then
+        fail("control character in string")
+      else
+        local j = s:find('["\\%c]', i) or #s + 1
+        out[#out + 1] = s:sub(i, j - 1); i = j
+      end
+    end
+  end
+  local value
+  local function seq(close, item)
+    i = i + 1; ws()
+    if s:sub(i, i) == close then i = i + 1; return end
+    while true do
+      item(); ws()
+      local c = s:sub(i, i)
+      i = i + 1
+      if c == close then return end
+      if c ~= "," then fail("expected ',' or '" .. close .. "'") end
+    end
+  end
+  function value()
+    ws()
+    local c = s:sub(i, i)
+    if c == "{" then
+      local t = {}
+      seq("}", function()
+        ws()
+        if s:sub(i, i) ~= '"' then fail("expected a key") end
+        local k = str(); ws()
+        if s:sub(i, i) ~= ":" then fail("expected ':'") end
+        i = i + 1
+        t[k] = value()
+      end)
+      return t
+    elseif c == "[" then
+      local t = {}
+      seq("]", function() t[#t + 1] = value() end)
+      return t
+    elseif c == '"' then
+      return str()
+    end
+    for word, v in pairs({ ["true"] = true, ["false"] = false, null = NULL }) do
+      if s:sub(i, i + #word - 1) == word then i = i + #word; return v end
+    end
+    local num = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", i)
+    if not num then fail("unexpected character") end
+    i = i + #num
+    return tonumber(num)
+  end
+  local v = value()
+  ws()
+  if i <= #s then fail("text after the value") end
+  return v
+end
+
+-- Inputs that other contributors provide; tests needing them are pending
+-- until they exist.
+local WORKFLOWS = lines_of("ls workflows/*.lua")
+local INVALID = lines_of("ls tests/fixtures/invalid/*.lua")
+
+local COMMANDS = { "init", "import", "validate", "list", "show", "export",
+                   "instantiate", "describe", "check", "guide", "sql", "help" }
+
+-- ---------------------------------------------------------------------------
+-- Help, version and usage errors (need no store)
+-- ---------------------------------------------------------------------------
+
+describe("chameleon CLI usage", function()
+  local dir
+  lazy_setup(function() dir = mktemp() end)
+  lazy_teardown(function() os.execute("rm -rf " .. q(dir)) end)
+
+  it("lists every command in --help and help", function()
+    for _, args in ipairs({ { "--help" }, { "help" }, { "-h" } }) do
+      local r = expect(run(dir, args), 0)
+      assert_has(r.out, "usage: chameleon")
+      for _, name in ipairs(COMMANDS) do
+        assert.truthy(r.out:find("\n  " .. name .. " ", 1, true), name .. " missing from help")
+      end
+      assert_has(r.out, "CHAMELEON_META")
+      assert_has(r.out, "Exit status")
+    end
+  end)
+
+  it("prints --help for every command", function()
+    for _, name in ipairs(COMMANDS) do
+      for _, args in ipairs({ { name, "--help" }, { "help", name }, { name, "-h" } }) do
+        local r = expect(run(dir, args), 0)
+        assert_has(r.out, "usage: chameleon " .. name, table.concat(args, " "))
+        assert_has(r.out, "Options:")
+        assert_has(r.out, "Example:")
+        assert.are.equal("", r.err)
+      end
+    end
+  end)
+
+  it("prints its version", function()
+    local r = expect(run(dir, { "--version" }), 0)
+    assert.truthy(r.out:match("^chameleon %d+%.%d+%.%d+"), r.out)
+  end)
+
+  it("rejects an unknown command with exit 2", function()
+    local r = expect(run(dir, { "frobnicate" }), 2)
+    assert_has(r.err, "chameleon: unknown command 'frobnicate'")
+    assert_has(r.err, "chameleon help")
+    assert.are.equal("", r.out)
+  end)
+
+  it("rejects no command at all with exit 2", function()
+    local r = expect(run(dir, {}), 2)
+    assert_has(r.err, "usage: chameleon")
+  end)
+
+  it("rejects an unknown option with exit 2 and the command's usage", function()
+    local r = expect(run(dir, { "list", "--bogus" }), 2)
+    assert_has(r.err, "chameleon: list: unknown option '--bogus'")
+    assert_has(r.err, "usage: chameleon list")
+  end)
+
+  it("rejects missing and extra arguments with exit 2", function()
+    assert_has(expect(run(dir, { "show" }), 2).err, "usage: chameleon show")
+    assert_has(expect(run(dir, { "import" }), 2).err, "missing argument")
+    assert_has(expect(run(dir, { "show", "A", "B" }), 2).err, "unexpected argument 'B'")
+    assert_has(expect(run(dir, { "show", "A", "--meta" }), 2).err, "needs a value")
+    assert_has(expect(run(dir, { "show", "A", "--version", "x" }), 2).err, "positive integer")
+    assert_has(expect(run(dir, { "instantiate", "A" }), 2).err, "missing --out")
+    assert_has(expect(run(dir, { "export", "A", "--json", "--dot" }), 2).err, "exclude each other")
+    assert_has(expect(run(dir, { "help", "nope" }), 2).err, "unknown command 'nope'")
+    assert_has(expect(run(dir, { "json", "--json=1" }), 2).err, "unknown command 'json'")
+    assert_has(expect(run(dir, { "list", "--json=1" }), 2).err, "takes no value")
+  end)
+
+  it("reports a missing meta-store with exit 4 and a hint", function()
+    for _, args in ipairs({ { "list" }, { "show", "X" }, { "export", "X" },
+                            { "import", "x.lua" }, { "sql", "SELECT 1" },
+                            { "guide" }, { "instantiate", "X", "--out", "i.db" } }) do
+      local r = expect(run(dir, args), 4)
+      assert_has(r.err, "meta-store 'chameleon-meta.db' does not exist")
+      assert_has(r.err, "hint: create it with 'chameleon init")
+    end
+    assert.is_false(exists(dir .. "/chameleon-meta.db"))
+  end)
+
+  it("reports a missing instance with exit 4", function()
+    for _, args in ipairs({ { "describe", "none.db" }, { "check", "none.db" },
+                            { "guide", "--instance", "none.db" } }) do
+      assert_has(expect(run(dir, args), 4).err, "instance store 'none.db' does not exist")
+    end
+  end)
+end)
+
+-- ---------------------------------------------------------------------------
+-- init
+-- ---------------------------------------------------------------------------
+
+describe("chameleon init", function()
+  local dir
+  lazy_setup(function() dir = mktemp() end)
+  lazy_teardown(function() os.execute("rm -rf " .. q(dir)) end)
+
+  it("creates ./chameleon-meta.db by default, and is idempotent", function()
+    local r = expect(run(dir, { "init" }), 0)
+    assert.are.equal("created meta-store chameleon-meta.db\n", r.out)
+    assert.is_true(exists(dir .. "/chameleon-meta.db"))
+    r = expect(run(dir, { "init" }), 0)
+    assert.are.equal("meta-store chameleon-meta.db is up to date\n", r.out)
+  end)
+
+  it("honours --meta (before or after the command) and CHAMELEON_META", function()
+    expect(run(dir, { "init", "--meta", "a.db" }), 0)
+    expect(run(dir, { "--meta", "b.db", "init" }), 0)
+    expect(run(dir, { "init", "--meta=c.db" }), 0)
+    expect(run(dir, { "init" }, "CHAMELEON_META=d.db"), 0)
+    for _, f in ipairs({ "a.db", "b.db", "c.db", "d.db" }) do
+      assert.is_true(exists(dir .. "/" .. f), f)
+    end
+    local r = expect(run(dir, { "init", "--json", "--meta", "e.db" }), 0)
+    local v = json_decode(r.out)
+    assert.are.equal("e.db", v.meta)
+    assert.is_true(v.created)
+  end)
+
+  it("fails with exit 1 on a file that is not a store", function()
+    spit(dir .. "/junk.db", string.rep("this is not sqlite\n", 100))
+    local r = expect(run(dir, { "init", "--meta", "junk.db" }), 1)
+    assert_has(r.err, "chameleon: init: cannot open meta-store 'junk.db'")
+  end)
+
+  it("lists an empty store", function()
+    expect(run(dir, { "init", "--meta", "empty.db" }), 0)
+    assert_has(expect(run(dir, { "list", "--meta", "empty.db" }), 0).out, "no workflows")
+    local v = json_decode(expect(run(dir, { "list", "--meta", "empty.db", "--json" }), 0).out)
+    assert.are.equal(0, #v)
+  end)
+end)
+
+-- ---------------------------------------------------------------------------
+-- Invalid definitions
+-- ---------------------------------------------------------------------------
+
+if #INVALID == 0 then
+  pending("invalid fixtures: tests/fixtures/invalid/*.lua do not exist yet")
+else
+  describe("chameleon import of invalid definitions", function()
+    local dir
+    lazy_setup(function()
+      dir = mktemp()
+      expect(run(dir, { "init" }), 0)
+    end)
+    lazy_teardown(function() os.execute("rm -rf " .. q(dir)) end)
+
+    for _, rel in ipairs(INVALID) do
+      it("rejects " .. rel .. " with exit 3 and the expected message", function()
+        local path = ROOT .. "/" .. rel
+        local expected = (slurp(path) or ""):match("^%-%-%s*expect:%s*([^\n]-)%s*\n")
+        assert.truthy(expected, rel .. " has no '-- expect:' first line")
+        local r = expect(run(dir, { "import", path }), 3)
+        assert_has(r.err, expected, "stderr")
+        assert_has(r.err, "chameleon: import: " .. path .. ": definition is invalid")
+        assert_has(r.err, "hint: ")
+        r = expect(run(dir, { "validate", path }), 3)
+        assert_has(r.err, expected, "stderr")
+        local v = json_decode(expect(run(dir, { "validate", "--json", path }), 3).out)
+        assert.is_false(v[1].ok)
+        assert.are.equal("INVALID", v[1].code)
+      end)
+    end
+
+    it("stored nothing for them", function()
+      local v = json_decode(expect(run(dir, { "list", "--json" }), 0).out)
+      assert.are.equal(0, #v)
+    end)
+  end)
+end
+
+-- ---------------------------------------------------------------------------
+-- The reference workflows: import, list, show, export, instantiate...
+-- ---------------------------------------------------------------------------
+
+if #WORKFLOWS == 0 then
+  pending("reference workflows: workflows/*.lua do not exist yet")
+else
+  describe("chameleon with the reference workflows", function()
+    local dir, names, master, roles_of = nil, {}, nil, {}
+
+    lazy_setup(function()
+      dir = mktemp()
+      expect(run(dir, { "init" }), 0)
+    end)
+    lazy_teardown(function() os.execute("rm -rf " .. q(dir)) end)
+
+    -- Child workflows must be stored before the workflows that use them:
+    -- import in passes until nothing more succeeds.
+    local function import_all(d, files, extra)
+      local left, out = {}, {}
+      for _, f in ipairs(files) do left[#left + 1] = f end
+      while #left > 0 do
+        local still = {}
+        for _, f in ipairs(left) do
+          local args = { "import", f }
+          for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+          local r = run(d, args)
+          if r.code == 0 then out[f] = r.out else still[#still + 1] = f end
+        end
+        if #still == #left then
+          local r = run(d, { "import", still[1] })
+          expect(r, 0) -- shows why it fails
+        end
+        left = still
+      end
+      return out
+    end
+
+    it("imports every workflow", function()
+      local files = {}
+      for _, rel in ipairs(WORKFLOWS) do files[#files + 1] = ROOT .. "/" .. rel end
+      local out = import_all(dir, files)
+      for _, f in ipairs(files) do
+        local name, version = out[f]:match("^imported (%S+) version (%d+)\n$")
+        assert.truthy(name, out[f])
+        assert.are.equal("1", version)
+        names[#names + 1] = name
+      end
+      table.sort(names)
+    end)
+
+    it("says unchanged on re-import", function()
+      for _, rel in ipairs(WORKFLOWS) do
+        local r = expect(run(dir, { "import", ROOT .. "/" .. rel }), 0)
+        assert.truthy(r.out:match("^unchanged %S+ version 1\n$"), r.out)
+      end
+    end)
+
+    it("keeps going after a bad file and exits with its status", function()
+      local r = run(dir, { "import", "missing.lua", ROOT .. "/" .. WORKFLOWS[1] })
+      assert.are_not.equal(0, r.code)
+      assert_has(r.err, "chameleon: import: ")
+      assert_has(r.err, "missing.lua")
+      assert.truthy(r.out:match("^unchanged %S+ version 1\n$"), r.out)
+      local v = json_decode(run(dir, { "import", "--json", "missing.lua",
+                                       ROOT .. "/" .. WORKFLOWS[1] }).out)
+      assert.is_false(v[1].ok)
+      assert.is_true(v[2].ok)
+      assert.are.equal("unchanged", v[2].report.status)
+    end)
+
+    it("validates them, with or without a meta-store", function()
+      for _, rel in ipairs(WORKFLOWS) do
+        local r = expect(run(dir, { "validate", ROOT .. "/" .. rel }), 0)
+        assert.are.equal(ROOT .. "/" .. rel .. ": ok\n", r.out)
+      end
+      -- Without a meta-store nothing is created; files are checked alone.
+      local r = run(dir, { "validate", "--meta", "nowhere.db", ROOT .. "/" .. WORKFLOWS[1] })
+      assert.is_false(exists(dir .. "/nowhere.db"))
+      assert.truthy(r.code == 0 or r.code == 3, r.err)
+    end)
+
+    it("lists them as a table and as JSON", function()
+      local r = expect(run(dir, { "list" }), 0)
+      assert.truthy(r.out:match("^NAME%s+LATEST%s+VERSIONS%s+CREATED\n"), r.out)
+      for _, n in ipairs(names) do
+        assert.truthy(r.out:find("\n" .. lit(n) .. "%s+1%s+1%s+%d"), n .. " in\n" .. r.out)
+      end
+      local v = json_decode(expect(run(dir, { "list", "--json" }), 0).out)
+      assert.are.equal(#names, #v)
+      for _, item in ipairs(v) do
+        assert.are.equal(1, item.latest)
+        assert.are.equal(1, #item.versions)
+      end
+    end)
+
+    it("shows each workflow as text and as JSON", function()
+      for _, n in ipairs(names) do
+        local v = json_decode(expect(run(dir, { "show", n, "--json" }), 0).out)
+        assert.are.equal(n, v.name)
+        assert.are.equal(1, v.version)
+        for _, k in ipairs({ "roles", "interactions", "components", "guardians",
+                             "actors", "assignments" }) do
+          assert.are.equal("table", type(v[k]), k)
+        end
+        roles_of[n] = v.roles
+        for _, role in ipairs(v.roles) do
+          if role.type == "ALPHA" and master == nil then master = n end
+        end
+        -- Options may come before the name; --version 1 is the latest.
+        local same = expect(run(dir, { "show", "--json", "--version", "1", n }), 0).out
+        assert.are.equal(json_decode(same).workflow_id, v.workflow_id)
+
+        local r = expect(run(dir, { "show", n }), 0)
+        assert.truthy(r.out:match("^" .. lit(n) .. " version 1"), r.out)
+        for _, section in ipairs({ "Roles (", "Interactions (", "Components (", "Guardians (" }) do
+          assert_has(r.out, section)
+        end
+        for _, role in ipairs(v.roles) do
+          assert.truthy(r.out:find("\n  " .. lit(role.name) .. "%s+" .. role.type),
+            role.name .. " in\n" .. r.out)
+        end
+      end
+    end)
+
+    it("reports an unknown workflow or version with exit 4", function()
+      local r = expect(run(dir, { "show", "NO-SUCH-WF" }), 4)
+      assert_has(r.err, "chameleon: show: ")
+      assert_has(r.err, "NO-SUCH-WF")
+      expect(run(dir, { "show", names[1], "--version", "99" }), 4)
+      r = expect(run(dir, { "export", "NO-SUCH-WF", "-o", "x.json" }), 4)
+      assert_has(r.err, "hint: 'chameleon list --meta chameleon-meta.db'")
+      assert.is_false(exists(dir .. "/x.json"))
+    end)
+
+    it("exports DOT", function()
+      for _, n in ipairs(names) do
+        local r = expect(run(dir, { "export", n, "--dot" }), 0)
+        assert.truthy(r.out:match("^digraph"), r.out)
+      end
+    end)
+
+    it("exports JSON that imports back byte-identically", function()
+      local other = dir .. "/other"
+      os.execute("mkdir -p " .. q(other))
+      expect(run(other, { "init" }), 0)
+      local files = {}
+      for _, n in ipairs(names) do
+        local f = dir .. "/" .. n .. ".json"
+        local r = expect(run(dir, { "export", n, "-o", f }), 0)
+        assert.are.equal("", r.out)
+        local text = slurp(f)
+        assert.are.equal(n, json_decode(text).name)
+        -- stdout and -o give the same bytes; --json is the default.
+        assert.are.equal(text, expect(run(dir, { "export", "--json", n }), 0).out)
+        files[#files + 1] = f
+        -- Re-import into the same store: the same definition, unchanged.
+        local u = expect(run(dir, { "import", f }), 0)
+        assert.are.equal("unchanged " .. n .. " version 1\n", u.out)
+      end
+      import_all(other, files)
+      for _, n in ipairs(names) do
+        local again = other .. "/" .. n .. ".again.json"
+        expect(run(other, { "export", n, "--output", again }), 0)
+        assert.are.equal(slurp(dir .. "/" .. n .. ".json"), slurp(again), n)
+      end
+    end)
+
+    it("instantiates, describes and checks an instance", function()
+      local n = master or names[1]
+      local r = expect(run(dir, { "instantiate", n, "--out", "inst.db", "--name", "cli-test" }), 0)
+      assert.truthy(r.out:match("^instance%s+%x+%-"), r.out)
+      assert_has(r.out, "inst.db")
+      assert.is_true(exists(dir .. "/inst.db"))
+
+      r = expect(run(dir, { "describe", "inst.db" }), 0)
+      assert_has(r.out, "cli-test")
+      assert_has(r.out, "Workflow " .. n)
+      assert_has(r.out, "(master)")
+      for _, role in ipairs(roles_of[n]) do assert_has(r.out, role.name) end
+      local v = json_decode(expect(run(dir, { "describe", "--json", "inst.db" }), 0).out)
+      assert.are.equal("table", type(v.workflows))
+
+      r = expect(run(dir, { "check", "inst.db" }), 0)
+      assert.truthy(r.out:match("^inst%.db: ok"), r.out)
+
+      -- Never overwrites.
+      r = expect(run(dir, { "instantiate", n, "--out", "inst.db" }), 5)
+      assert_has(r.err, "chameleon: instantiate: ")
+      assert_has(r.err, "hint: ")
+      assert.are.equal(4, run(dir, { "instantiate", "NO-SUCH-WF", "--out", "x.db" }).code)
+      assert.is_false(exists(dir .. "/x.db"))
+    end)
+
+    it("describes and checks an instance whose meta-store is gone (air gap)", function()
+      local gap = dir .. "/gap"
+      os.execute("mkdir -p " .. q(gap))
+      expect(run(gap, { "init", "--meta", "m.db" }), 0)
+      for _, n in ipairs(names) do
+        expect(run(gap, { "import", "--meta", "m.db", dir .. "/" .. n .. ".json" }), 0)
+      end
+      expect(run(gap, { "instantiate", "--meta", "m.db", master or names[1], "--out", "i.db" }), 0)
+      os.execute("cd " .. q(gap) .. " && rm -f m.db m.db-wal m.db-shm")
+      assert.is_false(exists(gap .. "/m.db"))
+      local r = expect(run(gap, { "describe", "i.db" }), 0)
+      assert_has(r.out, "(master)")
+      expect(run(gap, { "check", "i.db" }), 0)
+      expect(run(gap, { "guide", "--instance", "i.db", "Local_Roles" }), 0)
+      assert.is_false(exists(gap .. "/m.db"))
+    end)
+
+    it("guides through every column of Local_Roles with a description", function()
+      local cols = json_decode(expect(run(dir, { "sql", "--instance", "inst.db", "--json",
+        "SELECT name FROM pragma_table_info('Local_Roles')" }), 0).out)
+      assert.truthy(#cols >= 9)
+      local r = expect(run(dir, { "guide", "--instance", "inst.db", "Local_Roles" }), 0)
+      local header = r.out:match("^[^\n]*")
+      assert.truthy(header:match("^TABLE%s+COLUMN%s+TYPE%s+PK%s+FK%s+DESCRIPTION$"), header)
+      local at = header:find("DESCRIPTION", 1, true)
+      for _, c in ipairs(cols) do
+        local line = r.out:match("\nLocal_Roles%s+" .. lit(c.name) .. " [^\n]*")
+        assert.truthy(line, c.name .. " missing from\n" .. r.out)
+        assert.truthy(line:sub(at + 1):match("%S"), c.name .. " has no description")
+      end
+      -- JSON form and case-insensitive table names.
+      local v = json_decode(expect(run(dir, { "guide", "--instance", "inst.db", "local_roles",
+                                             "--json" }), 0).out)
+      local described = 0
+      for _, row in ipairs(v) do
+        assert.are.equal("Local_Roles", row.table_name)
+        assert.are.equal("string", type(row.description))
+        assert.truthy(row.description:match("%S"), row.column_name)
+        -- One row may describe the table itself (column_name "" or null).
+        if type(row.column_name) == "string" and row.column_name ~= "" then
+          described = described + 1
+        end
+      end
+      assert.are.equal(#cols, described)
+      -- The meta-store has a guide too.
+      assert_has(expect(run(dir, { "guide", "Template_Roles" }), 0).out, "Template_Roles")
+    end)
+
+    it("guide reports an unknown table (quotes escaped) with exit 4", function()
+      for _, t in ipairs({ "No_Such_Table", "x' OR '1'='1", "it's" }) do
+        local r = expect(run(dir, { "guide", "--instance", "inst.db", t }), 4)
+        assert_has(r.err, "no table '" .. t .. "'")
+      end
+      assert_has(expect(run(dir, { "guide", "--meta", "chameleon-meta.db",
+                                   "--instance", "inst.db" }), 2).err, "not both")
+    end)
+
+    it("runs read-only SQL and refuses writes", function()
+      local r = expect(run(dir, { "sql", "SELECT name, version FROM Template_Workflows ORDER BY name" }), 0)
+      assert.truthy(r.out:match("^name%s+version\n%-+%s+%-+\n"), r.out)
+      for _, n in ipairs(names) do assert_has(r.out, n) end
+      local v = json_decode(expect(run(dir, { "sql", "--json", "SELECT 1 AS one, NULL AS nada" }), 0).out)
+      assert.are.equal(1, v[1].one)
+      assert.are.equal(NULL, v[1].nada)
+      for _, stmt in ipairs({ "DELETE FROM Local_Roles", "DROP TABLE Local_Roles",
+                              "SELECT 1; DELETE FROM Local_Roles" }) do
+        r = run(dir, { "sql", "--instance", "inst.db", stmt })
+        assert.are_not.equal(0, r.code)
+        assert_has(r.err, "chameleon: sql: ")
+        assert_has(r.err, "read-only")
+      end
+      local rows = json_decode(expect(run(dir, { "sql", "--instance", "inst.db", "--json",
+                                                 "SELECT count(*) AS n FROM Local_Roles" }), 0).out)
+      assert.truthy(rows[1].n > 0)
+      r = expect(run(dir, { "sql", "SELEC nonsense" }), 1)
+      assert_has(r.err, "chameleon: sql: ")
+    end)
+  end)
+end
