@@ -67,10 +67,10 @@ $(STATIC): $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(SHARED): $(LIB_OBJ)
-	$(Q)$(CC) -shared -Wl,-soname,libchameleon.so.0 -o $@ $^ $(LIBS) $(LUALIB)
+	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libchameleon.so.0 -o $@ $^ $(LIBS) $(LUALIB)
 
 $(CLI): $(CLI_OBJ) $(STATIC)
-	$(Q)$(CC) -o $@ $(CLI_OBJ) $(STATIC) $(LIBS) $(LUALIB) $(shell pkg-config --libs readline 2>/dev/null || echo -lreadline)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(LIBS) $(LUALIB) $(shell pkg-config --libs readline 2>/dev/null || echo -lreadline)
 
 # The Lua module: the library's objects without liblua (the host provides it).
 $(MODULE): $(LIB_OBJ)
@@ -79,7 +79,7 @@ $(MODULE): $(LIB_OBJ)
 
 $(BUILD)/tests/%: tests/c/%.c $(STATIC)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(STATIC) $(LIBS) $(LUALIB)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(LIBS) $(LUALIB)
 
 # test: every suite (C, Lua module, CLI); ends with "N passed, N failed".
 test: all $(CTEST_BIN)
