@@ -36,7 +36,7 @@ for s in $suites; do
     for t in "$BUILD"/tests/test_*; do
       [ -x "$t" ] || continue
       echo "== $t"
-      "$t" >"$log" 2>&1
+      timeout 900 "$t" >"$log" 2>&1
       rc=$?
       cat "$log"
       count "$log" "$t"

@@ -450,17 +450,9 @@ end)
 -- Part 2: the same schema through the library (require "chameleon")
 -- ---------------------------------------------------------------------------
 
--- The lead's module may not be built yet; until it is, these tests are
--- pending with the reason. (The lead removes this pcall once it exists.)
-local has_chm, chm = pcall(require, "chameleon")
+local chm = require("chameleon")
 
 describe("meta-store opened by the library", function()
-  if not has_chm then
-    pending("require \"chameleon\" failed (module not built yet): "
-      .. tostring(chm):match("^[^\n]*"))
-    return
-  end
-
   local dir, m
 
   setup(function()
