@@ -89,6 +89,16 @@ void chm__core_close(chm__core *c) {
   memset(c, 0, sizeof *c);
 }
 
+/* Sets c's message from a failed door, without the Lua traceback the door
+** appends: trusted and query failures are about the user's input (a file,
+** a statement), and the traceback of library internals only hides that. */
+static int seterr_plain(chm__core *c, int rc, const char *msg) {
+  const char *tb = msg != NULL ? strstr(msg, "\nstack traceback:") : NULL;
+  if (msg == NULL) return chm__core_seterr(c, rc, "%s", chm_errstr(rc));
+  if (tb == NULL) return chm__core_seterr(c, rc, "%s", msg);
+  return chm__core_seterr(c, rc, "%.*s", (int)(tb - msg), msg);
+}
+
 /* Maps a code name returned by trusted Lua ("INVALID") to a status. */
 static int status_of(const char *name) {
   int i;
@@ -163,7 +173,7 @@ int chm__core_invoke_ex(chm__core *c, const char *module, const char *fn,
   if (extra != NULL && !sqlite3_get_autocommit(extra))
     sqlite3_exec(extra, "ROLLBACK", NULL, NULL, NULL);
   if (rc != CHM_OK) {
-    chm__core_seterr(c, rc, "%s", lua_tostring(L, -1));
+    seterr_plain(c, rc, lua_tostring(L, -1));
   } else if (lua_isnil(L, -3)) {
     rc = status_of(lua_tostring(L, -1));
     chm__core_seterr(c, rc, "%s",
@@ -284,7 +294,7 @@ int chm__core_query(chm__core *c, const char *sql, char **out) {
     const char *msg = lua_tostring(L, -1);
     if (msg != NULL && strstr(msg, "read-only statement") != NULL) rc = CHM_DENIED;
     else if (rc == CHM_SCRIPT) rc = CHM_DB;
-    chm__core_seterr(c, rc, "%s", msg ? msg : chm_errstr(rc));
+    seterr_plain(c, rc, msg);
   } else if ((*out = dup_lua(L, -1)) == NULL) {
     rc = chm__core_seterr(c, CHM_NOMEM, "out of memory");
   }
@@ -292,7 +302,16 @@ int chm__core_query(chm__core *c, const char *sql, char **out) {
   return rc;
 }
 
-/* eval_body(src, limits...) -> json | nil, msg, code   [-5, +3, e] */
+/* eval_inner(f) -> json   [-1, +1, e]: runs the chunk and encodes its
+** first result, both inside the script's own door, so the script's limits
+** (not the trusted ones) cover building the answer. */
+static int eval_inner(lua_State *L) {
+  lua_call(L, 0, 1);
+  if (chm__json_encode(L, -1, 0) != 0) return lua_error(L);
+  return 1;
+}
+
+/* eval_body(src, limits...) -> json | nil, msg, code   [-4, +3, e] */
 static int eval_body(lua_State *L) {
   size_t len;
   const char *src = lua_tolstring(L, 1, &len);
@@ -303,23 +322,18 @@ static int eval_body(lua_State *L) {
   lim.memory_bytes = (size_t)lua_tointeger(L, 4);
   lua_settop(L, 1);
   chm__push_sandbox_env(L);                         /* 2: env */
+  lua_pushcfunction(L, eval_inner);                 /* 3 */
   if (chm__load_text(L, src, len, "=eval", 2) != CHM_OK) {
     lua_pushnil(L);
     lua_insert(L, -2);
     lua_pushstring(L, "SCRIPT");
     return 3;
   }
-  rc = chm__pcall(L, 0, 1, &lim);
+  rc = chm__pcall(L, 1, 1, &lim);                   /* eval_inner(chunk) */
   if (rc != CHM_OK) {
     lua_pushnil(L);
     lua_insert(L, -2);
     lua_pushstring(L, chm_errname(rc));
-    return 3;
-  }
-  if (chm__json_encode(L, -1, 0) != 0) {
-    lua_pushnil(L);
-    lua_insert(L, -2);
-    lua_pushstring(L, "SCRIPT");
     return 3;
   }
   lua_pushnil(L);

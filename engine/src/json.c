@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "chm_int.h"
+#include "sandbox.h"
 
 /* The number rules below assume IEEE doubles and 64-bit integers. */
 #if LUA_FLOAT_TYPE != LUA_FLOAT_DOUBLE || LUA_INT_TYPE != LUA_INT_LONGLONG
@@ -188,6 +189,7 @@ typedef struct enc {
   int seen;             /* slot: tables met so far, and plans (enc_table) */
   int arraymt;          /* slot: the array metatable, or nil */
   int depth;            /* containers entered so far */
+  unsigned long values; /* values encoded so far (budget charging) */
   const enc_step *path; /* innermost step, NULL at the root */
   char dp[8];           /* locale decimal point, "" until needed */
   char msg[MSGSIZE];    /* the error message, once failed */
@@ -623,6 +625,9 @@ static int enc_table(enc *e, int idx) {
 
 static int enc_value(enc *e, int idx) {
   lua_State *L = e->L;
+  /* Charge the open sandbox door every 1024 values, so a script cannot
+  ** spend unbounded time inside one encode call (no-op outside a door). */
+  if ((++e->values & 1023) == 0) chm__sandbox_charge(L, 1024, "json.encode");
   switch (lua_type(L, idx)) {
   case LUA_TNIL:
     jbuf_addlit(&e->B, "null");
@@ -689,6 +694,7 @@ int chm__json_encode(lua_State *L, int idx, int pretty) {
   e.L = L;
   e.pretty = pretty;
   e.depth = 0;
+  e.values = 0;
   e.path = NULL;
   e.dp[0] = '\0';
   e.msg[0] = '\0';

@@ -1,0 +1,289 @@
+-- tests/import_spec.lua — the foundation through the Lua module: import
+-- creates versions, unchanged definitions write nothing, a rejected file
+-- writes nothing and leaves the older version intact, JSON export → import
+-- → export is byte-identical (big integers, floats, unicode, nesting),
+-- instantiation deep-copies master and children, and the instance stands
+-- alone once the meta-store is deleted (the air gap).
+local chm = require("chameleon")
+
+local function tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(os.execute("mkdir -p " .. p))
+  return p
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+local function read(path)
+  local f = assert(io.open(path, "r"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- A minimal valid workflow; `extra` is spliced into the workflow table and
+-- `ctx` becomes its ai_context.
+local function small(name, ctx, extra)
+  return string.format([[
+return workflow %q {
+  description = "small test workflow",
+  ai_context = %s,
+  interactions = { "inbox", "room", "ate", "chronos" },
+  roles = {
+    alpha "start" { outbound = { "inbox" } },
+    beta "work" { inbound = { "inbox" }, outbound = { "room" } },
+    omega "end" { inbound = { { "room", guard = cerberus "join" } } },
+    epsilon "fix" { inbound = { { "ate", guard = criteria "failed" "status == 'FAILED'" } },
+                    outbound = { "room" } },
+    tau "clock" { inbound = { "chronos" }, outbound = { "ate" } },
+  },
+  actors = { actor "system" { type = "SYSTEM", roles = { "start", "work" } } },
+  %s
+}
+]], name, ctx or "nil", extra or "")
+end
+
+-- Row counts of every Template_* table, to prove nothing was written.
+local function counts(meta)
+  local out = {}
+  for _, t in ipairs({ "Template_Workflows", "Template_Roles", "Template_Interactions",
+                       "Template_Components", "Template_Guardians", "Template_Actors",
+                       "Template_Actor_Role_Assignments" }) do
+    out[t] = assert(meta:query("SELECT count(*) AS n FROM " .. t))[1].n
+  end
+  return out
+end
+
+describe("import", function()
+  local dir, meta
+  before_each(function()
+    dir = tmpdir()
+    meta = assert(chm.open_meta(dir .. "/meta.db"))
+  end)
+  after_each(function()
+    meta:close()
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("creates version 1, says unchanged for the same text, version 2 for a change", function()
+    write(dir .. "/a.lua", small("WF-A"))
+    local r = assert(meta:import(dir .. "/a.lua"))
+    assert.are.same({ "WF-A", 1, "created" }, { r.name, r.version, r.status })
+    r = assert(meta:import(dir .. "/a.lua"))
+    assert.are.same({ 1, "unchanged" }, { r.version, r.status })
+    write(dir .. "/a.lua", small("WF-A", '{ goal = "changed" }'))
+    r = assert(meta:import(dir .. "/a.lua"))
+    assert.are.same({ 2, "created" }, { r.version, r.status })
+    local list = assert(meta:list())
+    assert.are.equal(1, #list)
+    assert.are.equal(2, list[1].latest)
+    assert.are.equal(2, #list[1].versions)
+  end)
+
+  it("rejects a broken file atomically and leaves the older version intact", function()
+    write(dir .. "/a.lua", small("WF-A"))
+    assert(meta:import(dir .. "/a.lua"))
+    local before = counts(meta)
+    local v1 = assert(meta:export("WF-A"))
+    -- the same workflow, now with a second ALPHA and an unknown guardian type
+    write(dir .. "/a.lua", small("WF-A", nil, [[
+      components = { component "extra" { role = "work", interaction = "inbox", direction = "SIDEWAYS" } },
+    ]]))
+    local ok, msg, code = meta:import(dir .. "/a.lua")
+    assert.is_nil(ok)
+    assert.are.equal("INVALID", code)
+    assert.truthy(msg:find(dir .. "/a.lua:", 1, true), msg)
+    assert.truthy(msg:find("SIDEWAYS", 1, true), msg)
+    assert.are.same(before, counts(meta))
+    assert.are.equal(v1, assert(meta:export("WF-A")))
+    assert.are.equal(1, meta:list()[1].latest)
+  end)
+
+  it("reports a file that cannot be read with its name and IO", function()
+    local ok, msg, code = meta:import(dir .. "/missing.lua")
+    assert.is_nil(ok)
+    assert.are.equal("IO", code)
+    assert.truthy(msg:find("missing.lua: cannot read", 1, true), msg)
+  end)
+
+  it("reports a workflow file that raises with its file and line", function()
+    write(dir .. "/boom.lua", "local x = 1\nerror('no workflow here')\n")
+    local ok, msg, code = meta:import(dir .. "/boom.lua")
+    assert.is_nil(ok)
+    assert.are.equal("INVALID", code)
+    assert.truthy(msg:find("boom.lua:2: no workflow here", 1, true), msg)
+  end)
+
+  it("round-trips JSON exactly: big integers, floats, unicode, nesting", function()
+    local ctx = [[{
+      big = 9007199254740993, max = 9223372036854775807, min = math.mininteger,
+      third = 1/3, tiny = 5e-324, one = 1.0, neg0 = -0.0,
+      text = "héllo — 中文 🎉 \"quoted\"\n",
+      deep = { a = { b = { c = { d = { 1, 2, { e = "f" } } } } } },
+      empty_list = json.array({}), empty_obj = {},
+    }]]
+    write(dir .. "/a.lua", small("WF-RT", ctx))
+    assert(meta:import(dir .. "/a.lua"))
+    local first = assert(meta:export("WF-RT", "json"))
+    assert.truthy(first:find('"big": 9007199254740993', 1, true), first)
+    assert.truthy(first:find('"max": 9223372036854775807', 1, true))
+    assert.truthy(first:find('"min": -9223372036854775808', 1, true))
+    assert.truthy(first:find('"third": 0.3333333333333333', 1, true))
+    assert.truthy(first:find('"one": 1.0', 1, true))
+    assert.truthy(first:find('"empty_list": []', 1, true))
+    assert.truthy(first:find("中文 🎉", 1, true))
+    -- import the JSON into a second meta-store and export again
+    write(dir .. "/rt.json", first)
+    local meta2 = assert(chm.open_meta(dir .. "/meta2.db"))
+    local r = assert(meta2:import(dir .. "/rt.json"))
+    assert.are.equal("created", r.status)
+    local second = assert(meta2:export("WF-RT", "json"))
+    assert.are.equal(first, second)
+    -- and re-importing the JSON into the first store changes nothing
+    assert.are.equal("unchanged", assert(meta:import(dir .. "/rt.json")).status)
+    meta2:close()
+    local v = chm.json.decode(second).ai_context
+    assert.are.equal(9007199254740993, v.big)
+    assert.are.equal(math.maxinteger, v.max)
+    assert.are.equal(1 / 3, v.third)
+    assert.are.equal("float", math.type(v.one))
+  end)
+
+  it("exports a DOT picture of the graph", function()
+    write(dir .. "/a.lua", small("WF-A"))
+    assert(meta:import(dir .. "/a.lua"))
+    local dot = assert(meta:export("WF-A", "dot"))
+    assert.truthy(dot:find('^digraph "WF%-A"'))
+    assert.truthy(dot:find('"role:work" -> "interaction:room"', 1, true), dot)
+    assert.truthy(dot:find("join (CERBERUS)", 1, true))
+  end)
+
+  it("names a missing workflow on export, show and instantiate", function()
+    for _, call in ipairs({
+      function() return meta:export("NOPE") end,
+      function() return meta:show("NOPE") end,
+      function() return meta:instantiate("NOPE", dir .. "/i.db") end,
+    }) do
+      local ok, msg, code = call()
+      assert.is_nil(ok)
+      assert.are.equal("NOTFOUND", code)
+      assert.truthy(msg:find("workflow 'NOPE'", 1, true), msg)
+    end
+    assert.is_nil(io.open(dir .. "/i.db"))
+  end)
+end)
+
+local GATEWAY = "WF-ONBOARD-001"
+
+describe("instantiation and the air gap", function()
+  local dir
+  setup(function()
+    dir = tmpdir()
+    local meta = assert(chm.open_meta(dir .. "/meta.db"))
+    for _, f in ipairs({ "workflows/wf_child_kyc.lua", "workflows/wf_gateway.lua" }) do
+      assert(meta:import(f))
+    end
+    local report = assert(meta:instantiate(GATEWAY, dir .. "/inst.db", { name = "gw-test" }))
+    assert.are.equal("gw-test", report.name)
+    assert.are.equal(2, #report.workflows)
+    local ok, msg, code = meta:instantiate(report.workflows[1].name, dir .. "/inst.db")
+    assert.is_nil(ok)
+    assert.are.equal("EXISTS", code, msg)
+    meta:close()
+    os.remove(dir .. "/meta.db")
+    os.remove(dir .. "/meta.db-wal")
+    os.remove(dir .. "/meta.db-shm")
+  end)
+  teardown(function() os.execute("rm -rf " .. dir) end)
+
+  it("opens, describes and re-validates the instance without the meta-store", function()
+    assert.is_nil(io.open(dir .. "/meta.db"))
+    local inst = assert(chm.open_instance(dir .. "/inst.db"))
+    local d = assert(inst:describe())
+    assert.are.equal("gw-test", d.instance.name)
+    local masters, gateway = 0, nil
+    for _, w in ipairs(d.workflows) do
+      if w.is_master then masters = masters + 1 end
+      for _, r in ipairs(w.roles) do
+        if r.child_workflow ~= chm.json.null then gateway = r end
+      end
+      assert.truthy(#w.roles >= 5)
+      assert.truthy(#w.interactions >= 3)
+      assert.truthy(#w.guardians >= 2)
+    end
+    assert.are.equal(1, masters)
+    assert.truthy(gateway, "the gateway role points at its child")
+    assert.are.equal("WF-KYC-001", gateway.child_workflow)
+    local report = assert(inst:validate())
+    assert.is_true(report.ok)
+    inst:close()
+  end)
+
+  it("keeps original ids, fresh ids and one master, linked locally", function()
+    local inst = assert(chm.open_instance(dir .. "/inst.db"))
+    local rows = assert(inst:query([[
+      SELECT w.name, w.is_master, w.original_workflow_id, w.local_workflow_id,
+             (SELECT count(*) FROM Local_Roles r WHERE r.local_workflow_id = w.local_workflow_id
+                AND r.step_source IS NOT NULL) AS steps
+      FROM Local_Workflows w ORDER BY w.is_master DESC]]))
+    assert.are.equal(2, #rows)
+    assert.are.equal(1, rows[1].is_master)
+    assert.are.equal(0, rows[2].is_master)
+    for _, r in ipairs(rows) do
+      assert.are_not.equal(r.original_workflow_id, r.local_workflow_id)
+      assert.truthy(r.local_workflow_id:match("^%x+%-%x+%-7%x+%-[89ab]%x+%-%x+$"), r.local_workflow_id)
+    end
+    local linked = assert(inst:query([[
+      SELECT count(*) AS n FROM Local_Roles r JOIN Local_Workflows c
+        ON c.local_workflow_id = r.linked_local_workflow_id
+      WHERE r.is_recursive_gateway = 1]]))
+    assert.are.equal(1, linked[1].n)
+    inst:close()
+  end)
+
+  it("answers v_ai_schema_guide for Local_Roles with every column described", function()
+    local inst = assert(chm.open_instance(dir .. "/inst.db"))
+    local rows = assert(inst:query(
+      "SELECT * FROM v_ai_schema_guide WHERE table_name = 'Local_Roles' AND column_name <> ''"))
+    local names = {}
+    for _, r in ipairs(rows) do
+      names[r.column_name] = true
+      assert.truthy(type(r.description) == "string" and #r.description > 0, r.column_name)
+    end
+    for _, c in ipairs({ "role_id", "local_workflow_id", "name", "description", "ai_context",
+                         "role_type", "decomposition_strategy", "is_recursive_gateway",
+                         "linked_local_workflow_id" }) do
+      assert.is_true(names[c], c)
+    end
+    inst:close()
+  end)
+
+  it("refuses to open a meta-store as an instance, and a missing file", function()
+    local m = assert(chm.open_meta(dir .. "/other-meta.db"))
+    m:close()
+    local ok, msg = chm.open_instance(dir .. "/other-meta.db")
+    assert.is_nil(ok)
+    assert.truthy(msg:find("not a Chameleon instance store", 1, true), msg)
+    local ok2, msg2, code2 = chm.open_instance(dir .. "/nothing.db")
+    assert.is_nil(ok2)
+    assert.are.equal("NOTFOUND", code2)
+    assert.truthy(msg2:find("nothing.db: no such store", 1, true), msg2)
+  end)
+end)
+
+describe("the Lua module's error model", function()
+  it("raises on misuse and on a closed handle", function()
+    assert.has_error(function() chm.open_meta() end)
+    local dir = tmpdir()
+    local m = assert(chm.open_meta(dir .. "/m.db"))
+    assert.has_error(function() m:import(42 and {}) end)
+    m:close()
+    assert.has_error(function() m:list() end, "attempt to use a closed meta-store")
+    os.execute("rm -rf " .. dir)
+  end)
+end)
