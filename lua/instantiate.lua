@@ -67,6 +67,7 @@ function M.run(mdb, idb, name, version, path, instance_name)
   end
 
   local actors = {} -- name -> {id, type}
+  local automated = {} -- local role ids the engine's actor must hold
   for _, w in ipairs(wfs) do
     local lid = wf_map[w.workflow_id]
     local inter_map, comp_map, actor_map = {}, {}, {}
@@ -81,6 +82,9 @@ function M.run(mdb, idb, name, version, path, instance_name)
         r.child_workflow_id and 1 or 0,
         r.child_workflow_id and wf_map[r.child_workflow_id] or nil,
         r.step_source, r.position, r.role_id)
+      if r.role_type == "ALPHA" or r.step_source or r.child_workflow_id then
+        automated[#automated + 1] = id
+      end
     end
     for _, x in ipairs(mdb:rows("SELECT * FROM Template_Interactions WHERE workflow_id = ? ORDER BY position",
                                 w.workflow_id)) do
@@ -134,6 +138,25 @@ function M.run(mdb, idb, name, version, path, instance_name)
       idb:exec([[INSERT INTO Local_Actor_Role_Assignments (assignment_id, actor_id, role_id, status)
                  VALUES (?,?,?,?)]], chm.uuid(), actor_map[s.actor_id], role_map[s.role_id], s.status)
     end
+  end
+  -- The engine's own actor: "system" (SYSTEM), created when no workflow
+  -- declares it, and assigned to every ALPHA, step and gateway role (an
+  -- explicit REVOKED assignment in a definition is kept as it is).
+  local sys = actors.system
+  if sys and sys.type ~= "SYSTEM" then
+    idb:rollback()
+    return nil, "actor 'system' must be of type SYSTEM (found " .. sys.type ..
+      "): the engine runs step functions as 'system'; rename that actor", "INVALID"
+  end
+  if not sys then
+    sys = { id = chm.uuid(), type = "SYSTEM" }
+    idb:exec([[INSERT INTO Local_Actors (actor_id, instance_id, identity_key, name, description,
+               type) VALUES (?,?,?,?,?,?)]], sys.id, instance_id, "chameleon:system", "system",
+      "the engine's own actor: runs step functions, gateways and genesis", "SYSTEM")
+  end
+  for _, rid in ipairs(automated) do
+    idb:exec([[INSERT OR IGNORE INTO Local_Actor_Role_Assignments (assignment_id, actor_id, role_id, status)
+               VALUES (?,?,?,'ACTIVE')]], chm.uuid(), sys.id, rid)
   end
   idb:commit()
   return { instance_id = instance_id, name = instance_name, path = path, workflows = report_wfs }

@@ -221,6 +221,224 @@ int chm_instance_query(chm_instance *inst, const char *sql, char **json);
 int chm_instance_eval(chm_instance *inst, const char *source,
                       const chm_limits *limits, char **json);
 
+#ifndef CHM_HAVE_TOKEN_API
+#define CHM_HAVE_TOKEN_API 1
+
+/* ===================================================================== */
+/* Tokens: moving units of work through an instance                       */
+/* ===================================================================== */
+
+/*
+** Every function below acts on one instance handle and is one SQLite
+** transaction (BEGIN IMMEDIATE ... COMMIT): either all of its effect is
+** written, log rows included, or none of it. Refusals return a status and
+** leave a message naming the token, its status and what was expected in
+** chm_instance_errmsg(). Strings returned through `char **` are JSON text
+** (unless said otherwise), allocated by the library, freed with chm_free;
+** on failure they are set to NULL.
+**
+** Names: an `actor` is a Local_Actors name (or actor_id); NULL means the
+** engine's actor "system" where the contract says so. A `role` is a role
+** name, "workflow/role" when the name exists in several workflows of the
+** instance, or a role_id. Token ids are the UUIDs genesis returns.
+**
+** While the instance is PAUSED (chm_instance_pause) every operation that
+** writes is refused with CHM_STATE, except chm_instance_resume; queries
+** and chm_verify still work.
+*/
+
+/* chm_set_lease_ms(inst, ms): lease length given by later checkouts on
+** this handle (default 300000 ms). ms must be > 0, else CHM_MISUSE. */
+int chm_set_lease_ms(chm_instance *inst, int64_t ms);
+
+/* chm_genesis(inst, workflow, attrs_json, actor, &uow_id): create a base
+** token in `workflow` (NULL = the master workflow) at its ALPHA role,
+** holding the attributes of the JSON object attrs_json (NULL = {}) as
+** version 1 (reasoning "genesis"), routed by the ALPHA role's outbound
+** routing: PENDING there (COMPLETED when it is the Cerberus room; FAILED to
+** the Ate when nothing matches). `actor` (NULL = "system") must hold an
+** ACTIVE assignment on the ALPHA role (CHM_DENIED). Its max_interactions
+** is the workflow's. *uow_id (caller frees) is the new token id.
+** Errors: CHM_NOTFOUND (workflow, actor), CHM_DENIED, CHM_INVALID
+** (attrs_json not a JSON object), CHM_STATE (instance paused). */
+int chm_genesis(chm_instance *inst, const char *workflow,
+                const char *attrs_json, const char *actor, char **uow_id);
+
+/* chm_checkout(inst, actor, role, interaction, &token_json): give the
+** actor the oldest eligible token of one of the role's inbound
+** interactions (NULL = all, in declaration order; else only that one).
+** Eligible: BETA PENDING; OMEGA COMPLETED or REMEDIATED base tokens whose
+** gates (Cerberus) pass; EPSILON FAILED in its inbound (the Ate); TAU
+** TIMEOUT or FAILED in its inbound (Chronos). Gates run first: a BETA
+** token a gate rejects goes FAILED to the Ate (with a Token_Rejections
+** row) and the next candidate is tried; a token that must wait is
+** skipped. A PENDING token whose checkout_count reached max_interactions
+** becomes ZOMBIED_SOFT and is skipped. The chosen token becomes ACTIVE
+** with a lease of the handle's lease length. For a recursive gateway role
+** the checkout starts the child workflow instead (the token stays ACTIVE
+** under the actor with no lease expiry until the child token ends).
+** *token_json (caller frees): {"uow_id","version","status","workflow",
+** "role","interaction","attributes":{},"context":{},"memory":{},
+** "lease_expires_at":ms|null,"parent_id","child_count",
+** "finished_child_count"} plus "child_uow_id" for a gateway.
+** CHM_NOTFOUND when no token is eligible ("no work for role 'F-02' in
+** 'extracted'"); rejections and zombies found on the way are committed.
+** Errors: CHM_NOTFOUND (actor, role, interaction), CHM_DENIED (no ACTIVE
+** assignment), CHM_INVALID (ALPHA role), CHM_STATE. */
+int chm_checkout(chm_instance *inst, const char *actor, const char *role,
+                 const char *interaction, char **token_json);
+
+/* chm_heartbeat(inst, uow_id, actor): extend the lease of an ACTIVE token
+** the actor holds to now + lease length. Does not change the token's
+** version. Errors: CHM_NOTFOUND, CHM_STATE (not ACTIVE, lease expired),
+** CHM_DENIED (another holder). */
+int chm_heartbeat(chm_instance *inst, const char *uow_id, const char *actor);
+
+/* chm_submit(inst, uow_id, actor, version, changes_json, &result_json):
+** finish the actor's work on an ACTIVE token it holds. `version` is the
+** version the actor read (checkout's); another version is CHM_CONFLICT
+** and nothing is written. changes_json (NULL = {}) is an object:
+**   "set": {k: v}        new attribute values (unchanged values write
+**                        no version); "reasoning": text for them;
+**   "children": [{k: v}] decomposition (BETA with a strategy);
+**   "teach": {k: v}      the actor's personal playbook for this role;
+**   "give_up": true      EPSILON: archive the token;
+**   "end": true          TAU: finalize the token (and its children);
+**   "fail": "reason"     send it FAILED to the Ate instead of routing.
+** Then routes it by the role's outbound routing (OMEGA: finalizes it and
+** its children; a child-workflow token returns to its gateway token).
+** *result_json (caller frees, may be NULL): {"uow_id","status",
+** "interaction","version","children":[ids]}.
+** Errors: CHM_NOTFOUND, CHM_CONFLICT, CHM_STATE, CHM_DENIED, CHM_INVALID
+** (malformed changes, children without a strategy, HOMOGENEOUS children
+** with different keys, give_up/end on the wrong role type). */
+int chm_submit(chm_instance *inst, const char *uow_id, const char *actor,
+               int64_t version, const char *changes_json, char **result_json);
+
+/* chm_fail(inst, uow_id, actor, reason): ACTIVE token held by actor ->
+** FAILED in its workflow's Ate with reason (NULL = "failed by <actor>").
+** Errors as chm_heartbeat. */
+int chm_fail(chm_instance *inst, const char *uow_id, const char *actor,
+             const char *reason);
+
+/* chm_pause(inst, uow_id, actor) / chm_resume(inst, uow_id, actor): the
+** kill switch. Pause moves a live token (any status but PAUSED, FINALIZED,
+** ARCHIVED) to PAUSED, remembering its status; resume restores it (an
+** ACTIVE token gets a fresh lease). actor NULL = "system"; any existing
+** actor may do it. Errors: CHM_NOTFOUND, CHM_STATE. */
+int chm_pause(chm_instance *inst, const char *uow_id, const char *actor);
+int chm_resume(chm_instance *inst, const char *uow_id, const char *actor);
+
+/* chm_instance_pause(inst) / chm_instance_resume(inst): instance-wide
+** kill switch (Instance_Context.status PAUSED / ACTIVE). CHM_STATE when
+** already in that state. */
+int chm_instance_pause(chm_instance *inst);
+int chm_instance_resume(chm_instance *inst);
+
+/* chm_clarify(inst, uow_id, actor, text): an operator answers a token
+** stuck in ZOMBIED_SOFT: stores text as a new version of the attribute
+** "clarification", resets its checkout count and makes it PENDING again.
+** actor NULL = "system". Errors: CHM_NOTFOUND, CHM_STATE. */
+int chm_clarify(chm_instance *inst, const char *uow_id, const char *actor,
+                const char *text);
+
+/* chm_sweep(inst, &report_json): zombie sweep (ACTIVE tokens whose lease
+** expired -> FAILED to Chronos) then stale sweep (PENDING tokens, and
+** COMPLETED base tokens, that waited in an interaction longer than its
+** stale_token_limit_seconds -> TIMEOUT to Chronos). One transaction per
+** token. *report_json (caller frees): {"zombies":N,"stale":N,
+** "zombie_ids":[...],"stale_ids":[...]}. */
+int chm_sweep(chm_instance *inst, char **report_json);
+
+/* ---- Memory (Local_Role_Attributes) -------------------------------- */
+
+/* chm_memory_set(inst, role, actor, key, value_json): write the role's
+** Global Blueprint entry (actor NULL) or the actor's Personal Playbook
+** entry: replaces the value of an existing (role, actor, key) row. */
+int chm_memory_set(chm_instance *inst, const char *role, const char *actor,
+                   const char *key, const char *value_json);
+
+/* chm_memory_mark_toxic(inst, memory_id): flag a memory row as toxic
+** (never handed out again). CHM_NOTFOUND if no such row. */
+int chm_memory_mark_toxic(chm_instance *inst, const char *memory_id);
+
+/* chm_memory_decay(inst, days, &removed): delete memory rows not read
+** (nor written, when never read) for `days` days (>= 0); *removed (may be
+** NULL) receives how many. */
+int chm_memory_decay(chm_instance *inst, int days, int *removed);
+
+/* ---- Queries (allowed while the instance is paused) ---------------- */
+
+/* chm_token_get(inst, uow_id, &json): {"uow_id","status","workflow",
+** "interaction","role","parent_id","return_uow_id","version",
+** "child_count","finished_child_count","checkout_count",
+** "max_interactions","lease":{"holder","expires_at"}|null,
+** "paused_from_status","failure_reason","entered_at","created_at",
+** "updated_at","context":{},"attributes":{},"rejections":[...]}. */
+int chm_token_get(chm_instance *inst, const char *uow_id, char **json);
+
+/* chm_token_history(inst, uow_id, &json): the token's log rows in order:
+** [{"log_id","timestamp","event","from_status","to_status","actor",
+** "role","interaction","decision","guardian","details"}]. */
+int chm_token_history(chm_instance *inst, const char *uow_id, char **json);
+
+/* chm_token_attributes(inst, uow_id, &json): every version of every
+** attribute: [{"key","version","value","actor","reasoning","created_at",
+** "lineage_attribute_id"}] ordered by key, version. */
+int chm_token_attributes(chm_instance *inst, const char *uow_id, char **json);
+
+/* chm_queues(inst, &json): one entry per interaction (master workflow
+** first, declaration order): [{"workflow","interaction","consumers":
+** [role names],"counts":{"PENDING":n,...},"total":n}]. */
+int chm_queues(chm_instance *inst, char **json);
+
+/* chm_tokens(inst, status, &json): tokens (all, or those in `status`),
+** oldest first: [{"uow_id","status","workflow","interaction","version",
+** "parent_id","entered_at"}]. CHM_INVALID for an unknown status. */
+int chm_tokens(chm_instance *inst, const char *status, char **json);
+
+/* chm_verify(inst, &report_json): walk Interaction_Logs in log_id order
+** recomputing the hash chain. CHM_OK with {"rows":N,"ok":true,
+** "first_bad":null}, or CHM_CORRUPT naming the first bad row ("Interaction_
+** Logs row 17 does not match its hash (...)") with "ok":false and
+** "first_bad":17 in the report (still returned). */
+int chm_verify(chm_instance *inst, char **report_json);
+
+/* ---- The run loop and skills --------------------------------------- */
+
+/* Options of chm_run; a zero field means its default. */
+typedef struct chm_run_opts {
+  int batch;     /* operations per commit (default 1) */
+  int max_steps; /* stop after this many checkouts (0 = until idle) */
+} chm_run_opts;
+
+/* chm_run(inst, opts, &report_json): act as the actor "system" on every
+** role it holds an ACTIVE assignment on (master workflow first, then by
+** name; roles in declaration order), one token per role per pass, until a
+** whole pass finds no work: a role with a step function runs it and
+** submits its result; a recursive gateway starts its child workflow; any
+** other role submits with no changes. A step that errors, exceeds its
+** budget or memory, or returns bad changes sends the token FAILED to the
+** Ate and the run goes on. opts NULL = defaults. *report_json (caller
+** frees): {"steps":N,"moves":N,"failed":N,"commits":N}. */
+int chm_run(chm_instance *inst, const chm_run_opts *opts, char **report_json);
+
+/* A skill: a C function step scripts call as ctx.skills.<name>(args).
+** args_json is the canonical JSON of the argument (null when none). On
+** success return 0 and set *result_json to malloc'ed JSON text (or leave
+** it NULL for null); on failure return nonzero and optionally set *error
+** to a malloc'ed message. The library frees both with free(). */
+typedef int (*chm_skill_cb)(void *ud, const char *args_json, char **result_json,
+                            char **error);
+
+/* chm_register_skill(inst, name, cb, ud): make cb callable by step
+** functions of this handle as ctx.skills[name]; registering a name again
+** replaces it. name: letters, digits and '_' (CHM_MISUSE otherwise). */
+int chm_register_skill(chm_instance *inst, const char *name, chm_skill_cb cb,
+                       void *ud);
+
+#endif /* CHM_HAVE_TOKEN_API */
+
 #ifdef __cplusplus
 }
 #endif

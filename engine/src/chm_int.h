@@ -179,4 +179,9 @@ int chm__core_seterr(chm__core *c, int rc, const char *fmt, ...)
 /* chm__core_errmsg(c) -> message or "ok". */
 const char *chm__core_errmsg(const chm__core *c);
 
+/* chm__instance_core(inst) -> the core of an instance handle (instance.c),
+** for the token engine's files; NULL when inst is NULL. */
+chm__core *chm__instance_core(chm_instance *inst);
+#define CHM_HAVE_INSTANCE_CORE 1
+
 #endif /* CHM_INT_H */

@@ -28,6 +28,10 @@ int chm_instance_close(chm_instance *inst) {
   return CHM_OK;
 }
 
+chm__core *chm__instance_core(chm_instance *inst) {
+  return inst == NULL ? NULL : &inst->core;
+}
+
 const char *chm_instance_errmsg(const chm_instance *inst) {
   return inst == NULL ? "no handle (out of memory?)"
                       : chm__core_errmsg(&inst->core);

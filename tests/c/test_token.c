@@ -12,71 +12,73 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "chameleon.h"
-#include "token_api.h"
+#include "chameleon.h"
 
 /* ===================================================================== */
 /* Harness                                                                */
 /* ===================================================================== */
 
-static int test_failed;            /* set by a failing ASSERT */
-static char dir[256];              /* temp directory of this run */
-static chm_meta *meta;             /* holds the fixture workflows */
-static chm_instance *inst;         /* the current test's instance */
-static sqlite3 *raw;               /* a plain connection to it, for checks */
-static char inst_path[300];        /* its file */
-static int ninst;                  /* instances made so far */
+static int test_failed;     /* set by a failing ASSERT */
+static char dir[256];       /* temp directory of this run */
+static chm_meta *meta;      /* holds the fixture workflows */
+static chm_instance *inst;  /* the current test's instance */
+static sqlite3 *raw;        /* a plain connection to it, for checks */
+static char inst_path[300]; /* its file */
+static int ninst;           /* instances made so far */
 
 #define T0 1800000000000LL /* the virtual clock at the start of a test */
 
-#define FAIL_AT(...)                                                        \
-  do {                                                                      \
-    printf("  %s:%d: ", __FILE__, __LINE__);                                \
-    printf(__VA_ARGS__);                                                    \
-    putchar('\n');                                                          \
-    test_failed = 1;                                                        \
-    return;                                                                 \
+#define FAIL_AT(...)                                                           \
+  do {                                                                         \
+    printf("  %s:%d: ", __FILE__, __LINE__);                                   \
+    printf(__VA_ARGS__);                                                       \
+    putchar('\n');                                                             \
+    test_failed = 1;                                                           \
+    return;                                                                    \
   } while (0)
 
-#define ASSERT_TRUE(c)                                                      \
-  do {                                                                      \
-    if (!(c)) FAIL_AT("ASSERT_TRUE(%s)", #c);                               \
+#define ASSERT_TRUE(c)                                                         \
+  do {                                                                         \
+    if (!(c))                                                                  \
+      FAIL_AT("ASSERT_TRUE(%s)", #c);                                          \
   } while (0)
 
-#define ASSERT_INT_EQ(a, b)                                                 \
-  do {                                                                      \
-    long long a_ = (long long)(a), b_ = (long long)(b);                     \
-    if (a_ != b_)                                                           \
-      FAIL_AT("ASSERT_INT_EQ(%s, %s): %lld != %lld", #a, #b, a_, b_);       \
+#define ASSERT_INT_EQ(a, b)                                                    \
+  do {                                                                         \
+    long long a_ = (long long)(a), b_ = (long long)(b);                        \
+    if (a_ != b_)                                                              \
+      FAIL_AT("ASSERT_INT_EQ(%s, %s): %lld != %lld", #a, #b, a_, b_);          \
   } while (0)
 
-#define ASSERT_STR_EQ(a, b)                                                 \
-  do {                                                                      \
-    const char *a_ = (a), *b_ = (b);                                        \
-    if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0)                    \
-      FAIL_AT("ASSERT_STR_EQ(%s, %s)\n    got      %s\n    expected %s",    \
-              #a, #b, a_ ? a_ : "(NULL)", b_ ? b_ : "(NULL)");              \
+#define ASSERT_STR_EQ(a, b)                                                    \
+  do {                                                                         \
+    const char *a_ = (a), *b_ = (b);                                           \
+    if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0)                       \
+      FAIL_AT("ASSERT_STR_EQ(%s, %s)\n    got      %s\n    expected %s", #a,   \
+              #b, a_ ? a_ : "(NULL)", b_ ? b_ : "(NULL)");                     \
   } while (0)
 
-#define ASSERT_CONTAINS(hay, needle)                                        \
-  do {                                                                      \
-    const char *h_ = (hay), *n_ = (needle);                                 \
-    if (h_ == NULL || strstr(h_, n_) == NULL)                               \
-      FAIL_AT("ASSERT_CONTAINS(%s, %s)\n    in    %s\n    no    %s", #hay,   \
-              #needle, h_ ? h_ : "(NULL)", n_);                             \
+#define ASSERT_CONTAINS(hay, needle)                                           \
+  do {                                                                         \
+    const char *h_ = (hay), *n_ = (needle);                                    \
+    if (h_ == NULL || strstr(h_, n_) == NULL)                                  \
+      FAIL_AT("ASSERT_CONTAINS(%s, %s)\n    in    %s\n    no    %s", #hay,     \
+              #needle, h_ ? h_ : "(NULL)", n_);                                \
   } while (0)
 
 /* A call's status, with the handle's message when it is not the one
 ** expected. */
-#define ASSERT_RC(call, want)                                               \
-  do {                                                                      \
-    int rc_ = (call);                                                       \
-    if (rc_ != (want))                                                      \
-      FAIL_AT("%s\n    returned %s (%s), expected %s", #call,               \
+#define ASSERT_RC(call, want)                                                  \
+  do {                                                                         \
+    int rc_ = (call);                                                          \
+    if (rc_ != (want))                                                         \
+      FAIL_AT("%s\n    returned %s (%s), expected %s", #call,                  \
               chm_errname(rc_), chm_instance_errmsg(inst), chm_errname(want)); \
   } while (0)
 
@@ -144,15 +146,20 @@ static const char *attr(const char *id, const char *key) {
            "ORDER BY version DESC LIMIT 1",
            id, key);
 }
-static long long nlog(void) { return qi("SELECT count(*) FROM Interaction_Logs"); }
-static long long nattr(void) { return qi("SELECT count(*) FROM UOW_Attributes"); }
+static long long nlog(void) {
+  return qi("SELECT count(*) FROM Interaction_Logs");
+}
+static long long nattr(void) {
+  return qi("SELECT count(*) FROM UOW_Attributes");
+}
 
 /* The integer after "key": in json (-1 when absent). */
 static long long jint(const char *json, const char *key) {
   char pat[64];
   const char *p;
   snprintf(pat, sizeof pat, "\"%s\":", key);
-  if (json == NULL || (p = strstr(json, pat)) == NULL) return -1;
+  if (json == NULL || (p = strstr(json, pat)) == NULL)
+    return -1;
   return strtoll(p + strlen(pat), NULL, 10);
 }
 
@@ -164,9 +171,11 @@ static const char *jstr(const char *json, const char *key) {
   const char *p, *e;
   snprintf(pat, sizeof pat, "\"%s\":\"", key);
   out[0] = '\0';
-  if (json == NULL || (p = strstr(json, pat)) == NULL) return out;
+  if (json == NULL || (p = strstr(json, pat)) == NULL)
+    return out;
   p += strlen(pat);
-  if ((e = strchr(p, '"')) == NULL) return out;
+  if ((e = strchr(p, '"')) == NULL)
+    return out;
   snprintf(out, sizeof buf[0], "%.*s", (int)(e - p), p);
   return out;
 }
@@ -187,7 +196,8 @@ static int checkout(const char *actor, const char *role, char id[37],
   char *json = NULL;
   int rc = chm_checkout(inst, actor, role, NULL, &json);
   snprintf(id, 37, "%s", jstr(json, "uow_id"));
-  if (version != NULL) *version = jint(json, "version");
+  if (version != NULL)
+    *version = jint(json, "version");
   chm_free(json);
   return rc;
 }
@@ -303,9 +313,12 @@ TEST(checkout_fifo_lease) {
   chm_free(json);
   ASSERT_STR_EQ(status_of(a), "ACTIVE");
   ASSERT_INT_EQ(qi("SELECT checkout_count FROM UnitsOfWork WHERE uow_id = "
-                   "%Q", a), 1);
+                   "%Q",
+                   a),
+                1);
   ASSERT_STR_EQ(q("SELECT a.name FROM UnitsOfWork u JOIN Local_Actors a ON "
-                  "a.actor_id = u.lease_holder_actor_id WHERE uow_id = %Q", a),
+                  "a.actor_id = u.lease_holder_actor_id WHERE uow_id = %Q",
+                  a),
                 "alice");
   ASSERT_RC(checkout("bob", "worker", got, &v), CHM_OK);
   ASSERT_STR_EQ(got, b);
@@ -313,10 +326,11 @@ TEST(checkout_fifo_lease) {
   ASSERT_STR_EQ(chm_instance_errmsg(inst),
                 "no work for role 'worker' in 'inbox'");
   ASSERT_STR_EQ(q("SELECT group_concat(event, ',') FROM (SELECT event FROM "
-                  "Interaction_Logs WHERE uow_id = %Q ORDER BY log_id)", a),
+                  "Interaction_Logs WHERE uow_id = %Q ORDER BY log_id)",
+                  a),
                 "GENESIS,GUARDIAN,GUARDIAN,INJECT,CHECKOUT");
-  ASSERT_INT_EQ(qi("SELECT count(*) FROM Context_Injections WHERE uow_id = %Q",
-                   a), 1);
+  ASSERT_INT_EQ(
+      qi("SELECT count(*) FROM Context_Injections WHERE uow_id = %Q", a), 1);
 }
 
 TEST(checkout_refusals) {
@@ -361,18 +375,23 @@ TEST(gate_reject) {
   ASSERT_STR_EQ(status_of(bad), "FAILED");
   ASSERT_STR_EQ(place_of(bad), "ate");
   ASSERT_STR_EQ(q("SELECT guardian_name || ' ' || guardian_type FROM "
-                  "Token_Rejections WHERE uow_id = %Q", bad),
+                  "Token_Rejections WHERE uow_id = %Q",
+                  bad),
                 "positive CRITERIA_GATE");
   ASSERT_CONTAINS(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = "
-                    "%Q", bad),
+                    "%Q",
+                    bad),
                   "rejected by guardian 'positive' (CRITERIA_GATE) on "
                   "'inbox': ");
   ASSERT_STR_EQ(q("SELECT group_concat(event || ':' || coalesce(decision, ''),"
                   " ',') FROM (SELECT * FROM Interaction_Logs WHERE uow_id = "
-                  "%Q ORDER BY log_id)", bad),
+                  "%Q ORDER BY log_id)",
+                  bad),
                 "GENESIS:inbox,GUARDIAN:REJECT,REJECT:ate");
   ASSERT_INT_EQ(qi("SELECT count(*) FROM Interaction_Logs WHERE uow_id = %Q "
-                   "AND guardian_id IS NOT NULL", bad), 1);
+                   "AND guardian_id IS NOT NULL",
+                   bad),
+                1);
   /* a rejection with nothing else eligible is still committed */
   ASSERT_RC(genesis("{\"amount\": -1}", lone), CHM_OK);
   ASSERT_RC(checkout("alice", "worker", got, NULL), CHM_NOTFOUND);
@@ -399,7 +418,8 @@ TEST(context_injection) {
                   "(SELECT * FROM Context_Injections ORDER BY rowid)"),
                 "model@1,knowledge@1,instructions@2");
   ASSERT_INT_EQ(qi("SELECT count(*) FROM Interaction_Logs WHERE event = "
-                   "'INJECT'"), 3);
+                   "'INJECT'"),
+                3);
   /* back in the inbox (lease lapses, Chronos, Tau): a second checkout
   ** changes nothing in the context, so it records nothing */
   chm_clock_advance(1001);
@@ -412,15 +432,17 @@ TEST(context_injection) {
   chm_free(json);
   ASSERT_INT_EQ(qi("SELECT count(*) FROM Context_Injections"), 3);
   ASSERT_INT_EQ(qi("SELECT count(*) FROM Interaction_Logs WHERE event = "
-                   "'INJECT'"), 3);
+                   "'INJECT'"),
+                3);
 }
 
 TEST(ambiguity_lock) {
   char a[37], got[37];
   long long v;
   new_instance("TK-BASIC");
-  ASSERT_RC(genesis("{\"amount\": 5, \"fixable\": true, \"fix\": \"retry\"}",
-                    a), CHM_OK);
+  ASSERT_RC(
+      genesis("{\"amount\": 5, \"fixable\": true, \"fix\": \"retry\"}", a),
+      CHM_OK);
   /* 1: worker, 2: doctor (back to inbox), 3: worker, 4: doctor */
   ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
   ASSERT_RC(chm_fail(inst, a, "alice", "first try"), CHM_OK);
@@ -440,17 +462,21 @@ TEST(ambiguity_lock) {
   ASSERT_CONTAINS(q("SELECT failure_reason FROM UnitsOfWork"),
                   "ambiguity lock: checked out 4 times (max_interactions 3)");
   ASSERT_STR_EQ(q("SELECT event FROM Interaction_Logs ORDER BY log_id DESC "
-                  "LIMIT 1"), "ZOMBIE");
+                  "LIMIT 1"),
+                "ZOMBIE");
   /* clarify: PENDING again, count reset, the text as an attribute */
   ASSERT_RC(chm_clarify(inst, a, "alice", "amount is right"), CHM_OK);
   ASSERT_STR_EQ(status_of(a), "PENDING");
   ASSERT_INT_EQ(qi("SELECT checkout_count FROM UnitsOfWork"), 0);
   ASSERT_STR_EQ(attr(a, "clarification"), "\"amount is right\"");
   ASSERT_STR_EQ(q("SELECT reasoning FROM UOW_Attributes WHERE key = "
-                  "'clarification'"), "clarification by 'alice'");
+                  "'clarification'"),
+                "clarification by 'alice'");
   ASSERT_RC(chm_clarify(inst, a, "alice", "again"), CHM_STATE);
-  ASSERT_STR_EQ(chm_instance_errmsg(inst), q("SELECT 'token ' || %Q || ' is "
-                "PENDING; clarify needs ZOMBIED_SOFT'", a));
+  ASSERT_STR_EQ(chm_instance_errmsg(inst),
+                q("SELECT 'token ' || %Q || ' is "
+                  "PENDING; clarify needs ZOMBIED_SOFT'",
+                  a));
   ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
   ASSERT_STR_EQ(got, a);
 }
@@ -477,17 +503,20 @@ TEST(submit_routes) {
             CHM_OK);
   ASSERT_STR_EQ(out, q("SELECT '{\"uow_id\":\"' || %Q || '\",\"status\":"
                        "\"PENDING\",\"interaction\":\"review\",\"version\":3,"
-                       "\"children\":[]}'", r));
+                       "\"children\":[]}'",
+                       r));
   chm_free(out);
   ASSERT_STR_EQ(status_of(r), "PENDING");
   ASSERT_STR_EQ(place_of(r), "review");
   /* only the changed value was written */
-  ASSERT_INT_EQ(qi("SELECT count(*) FROM UOW_Attributes WHERE uow_id = %Q",
-                   r), 3);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM UOW_Attributes WHERE uow_id = %Q", r),
+                3);
   ASSERT_STR_EQ(q("SELECT reasoning FROM UOW_Attributes WHERE key = 'note'"),
                 "looked fine");
   ASSERT_STR_EQ(q("SELECT lease_holder_actor_id IS NULL AND lease_expires_at "
-                  "IS NULL FROM UnitsOfWork WHERE uow_id = %Q", r), "1");
+                  "IS NULL FROM UnitsOfWork WHERE uow_id = %Q",
+                  r),
+                "1");
   /* ACTIVE -> COMPLETED (the Cerberus room) */
   ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
   ASSERT_RC(submit(d, "alice", v, "{}"), CHM_OK);
@@ -499,7 +528,8 @@ TEST(submit_routes) {
   ASSERT_STR_EQ(status_of(n), "FAILED");
   ASSERT_STR_EQ(place_of(n), "ate");
   ASSERT_CONTAINS(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = "
-                    "%Q", n),
+                    "%Q",
+                    n),
                   "no route matched after role 'worker'");
   /* ACTIVE -> COMPLETED (a role with no outbound) */
   ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
@@ -516,7 +546,8 @@ TEST(submit_routes) {
   ASSERT_RC(submit(r, "bob", v, NULL), CHM_OK);
   ASSERT_STR_EQ(status_of(r), "COMPLETED");
   ASSERT_STR_EQ(q("SELECT decision FROM Interaction_Logs WHERE uow_id = %Q "
-                  "AND event = 'SUBMIT' ORDER BY log_id DESC LIMIT 1", r),
+                  "AND event = 'SUBMIT' ORDER BY log_id DESC LIMIT 1",
+                  r),
                 "joined");
 }
 
@@ -534,12 +565,14 @@ TEST(submit_refusals) {
   ASSERT_RC(submit(a, "bob", v, NULL), CHM_DENIED);
   ASSERT_STR_EQ(chm_instance_errmsg(inst),
                 q("SELECT 'token ' || %Q || ' is held by ''alice''; only the "
-                  "lease holder may submit it (''bob'' may not)'", a));
+                  "lease holder may submit it (''bob'' may not)'",
+                  a));
   ASSERT_RC(submit(a, "alice", v - 1, "{\"set\": {\"x\": 1}}"), CHM_CONFLICT);
   ASSERT_STR_EQ(chm_instance_errmsg(inst),
                 q("SELECT 'token ' || %Q || ' is at version 2, not 1: it "
                   "changed since it was read (now ACTIVE in ''inbox''); read "
-                  "it again'", a));
+                  "it again'",
+                  a));
   ASSERT_RC(submit(a, "alice", v, "{\"sett\": {}}"), CHM_INVALID);
   ASSERT_MSG("unknown key 'sett' in changes");
   ASSERT_RC(submit(a, "alice", v, "{\"set\": [1]}"), CHM_INVALID);
@@ -550,8 +583,8 @@ TEST(submit_refusals) {
   ASSERT_MSG("give_up is for EPSILON roles; role 'worker' is BETA");
   ASSERT_RC(submit(a, "alice", v, "{\"end\": true}"), CHM_INVALID);
   ASSERT_MSG("end is for TAU roles");
-  ASSERT_RC(submit(a, "alice", v,
-                   "{\"children\": [{\"a\": 1}, {\"b\": 2}]}"), CHM_INVALID);
+  ASSERT_RC(submit(a, "alice", v, "{\"children\": [{\"a\": 1}, {\"b\": 2}]}"),
+            CHM_INVALID);
   ASSERT_MSG("role 'worker' is HOMOGENEOUS, so every child needs the same "
              "keys; child 1 has a, child 2 has b");
   ASSERT_RC(submit(a, "alice", v, "{\"fail\": \"x\", \"children\": [{}]}"),
@@ -559,7 +592,8 @@ TEST(submit_refusals) {
   ASSERT_RC(submit(p, "alice", 1, NULL), CHM_STATE);
   ASSERT_STR_EQ(chm_instance_errmsg(inst),
                 q("SELECT 'token ' || %Q || ' is PENDING; submit needs ACTIVE "
-                  "(check it out first)'", p));
+                  "(check it out first)'",
+                  p));
   ASSERT_RC(submit("01234567-89ab-7def-8123-456789abcdef", "alice", 1, NULL),
             CHM_NOTFOUND);
   ASSERT_MSG("no token '01234567-89ab-7def-8123-456789abcdef'");
@@ -578,14 +612,14 @@ TEST(submit_refusals) {
   ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
   ASSERT_STR_EQ(got, p);
   ASSERT_RC(chm_fail(inst, p, "alice", NULL), CHM_OK);
-  ASSERT_STR_EQ(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = %Q",
-                  p), "failed by 'alice'");
+  ASSERT_STR_EQ(
+      q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = %Q", p),
+      "failed by 'alice'");
   ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
   ASSERT_RC(chm_fail(inst, e, "alice", "needs a doctor"), CHM_OK);
   ASSERT_RC(checkout("alice", "doctor", got, &v), CHM_OK);
   ASSERT_STR_EQ(got, e);
-  ASSERT_RC(submit(e, "alice", v, "{\"children\": [{\"a\": 1}]}"),
-            CHM_INVALID);
+  ASSERT_RC(submit(e, "alice", v, "{\"children\": [{\"a\": 1}]}"), CHM_INVALID);
   ASSERT_MSG("role 'doctor' has no decomposition strategy");
 }
 
@@ -644,7 +678,8 @@ TEST(heartbeat_and_zombie_sweep) {
                 "lease of 'alice' expired at 2027-01-15T08:00:01.800Z "
                 "without a heartbeat");
   ASSERT_STR_EQ(q("SELECT event FROM Interaction_Logs ORDER BY log_id DESC "
-                  "LIMIT 1"), "ZOMBIE_SWEEP");
+                  "LIMIT 1"),
+                "ZOMBIE_SWEEP");
   ASSERT_RC(submit(a, "alice", v, NULL), CHM_CONFLICT);
 }
 
@@ -676,11 +711,13 @@ TEST(stale_sweep) {
   ASSERT_STR_EQ(place_of(d), "chronos");
   ASSERT_STR_EQ(status_of(c), "COMPLETED");
   ASSERT_INT_EQ(qi("SELECT finished_child_count FROM UnitsOfWork WHERE "
-                   "uow_id = %Q", d), 1);
-  ASSERT_STR_EQ(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = %Q",
-                  d),
-                "stale: COMPLETED in 'joined' since 2027-01-15T08:00:00.000Z, "
-                "longer than its stale_token_limit_seconds");
+                   "uow_id = %Q",
+                   d),
+                1);
+  ASSERT_STR_EQ(
+      q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = %Q", d),
+      "stale: COMPLETED in 'joined' since 2027-01-15T08:00:00.000Z, "
+      "longer than its stale_token_limit_seconds");
 }
 
 TEST(stale_pending) {
@@ -694,7 +731,8 @@ TEST(stale_pending) {
   chm_clock_advance(1001);
   ASSERT_RC(chm_sweep(inst, &report), CHM_OK);
   ASSERT_STR_EQ(report, q("SELECT '{\"zombies\":0,\"stale\":1,\"zombie_ids\":"
-                          "[],\"stale_ids\":[\"' || %Q || '\"]}'", a));
+                          "[],\"stale_ids\":[\"' || %Q || '\"]}'",
+                          a));
   chm_free(report);
   ASSERT_STR_EQ(status_of(a), "TIMEOUT");
   ASSERT_STR_EQ(place_of(a), "chronos");
@@ -713,8 +751,9 @@ TEST(epsilon) {
   new_instance("TK-BASIC");
   ASSERT_RC(genesis("{\"amount\": 5}", waits), CHM_OK);
   ASSERT_RC(genesis("{\"amount\": 5, \"fixable\": true}", fix), CHM_OK);
-  ASSERT_RC(genesis("{\"amount\": 5, \"fixable\": true, \"fix\": \"retry\"}",
-                    retry), CHM_OK);
+  ASSERT_RC(
+      genesis("{\"amount\": 5, \"fixable\": true, \"fix\": \"retry\"}", retry),
+      CHM_OK);
   ASSERT_RC(genesis("{\"amount\": 5, \"fixable\": true}", quit), CHM_OK);
   for (int i = 0; i < 4; i++) {
     ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
@@ -742,7 +781,8 @@ TEST(epsilon) {
   ASSERT_STR_EQ(status_of(quit), "ARCHIVED");
   ASSERT_STR_EQ(place_of(quit), "ate");
   ASSERT_RC(checkout("alice", "doctor", got, &v), CHM_NOTFOUND);
-  ASSERT_STR_EQ(chm_instance_errmsg(inst), "no work for role 'doctor' in 'ate'");
+  ASSERT_STR_EQ(chm_instance_errmsg(inst),
+                "no work for role 'doctor' in 'ate'");
   /* Omega takes a REMEDIATED base */
   ASSERT_RC(checkout("alice", "close", got, &v), CHM_OK);
   ASSERT_STR_EQ(got, fix);
@@ -766,8 +806,9 @@ TEST(tau) {
   ASSERT_RC(submit(up, "alice", v, "{\"set\": {\"escalate\": true}}"), CHM_OK);
   ASSERT_STR_EQ(status_of(up), "FAILED");
   ASSERT_STR_EQ(place_of(up), "ate");
-  ASSERT_STR_EQ(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = %Q",
-                  up), "sent to 'ate' by role 'clock'");
+  ASSERT_STR_EQ(
+      q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = %Q", up),
+      "sent to 'ate' by role 'clock'");
   /* elsewhere: PENDING */
   ASSERT_RC(checkout("alice", "clock", got, &v), CHM_OK);
   ASSERT_STR_EQ(got, back);
@@ -800,11 +841,16 @@ TEST(tau_end_finalizes_children) {
   ASSERT_RC(submit(base, "alice", v, "{\"end\": true}"), CHM_OK);
   ASSERT_STR_EQ(status_of(base), "FINALIZED");
   ASSERT_INT_EQ(qi("SELECT count(*) FROM UnitsOfWork WHERE parent_id = %Q "
-                   "AND status = 'FINALIZED'", base), 2);
+                   "AND status = 'FINALIZED'",
+                   base),
+                2);
   ASSERT_INT_EQ(qi("SELECT finished_child_count FROM UnitsOfWork WHERE "
-                   "uow_id = %Q", base), 2);
+                   "uow_id = %Q",
+                   base),
+                2);
   ASSERT_INT_EQ(qi("SELECT count(*) FROM Interaction_Logs WHERE event = "
-                   "'FINALIZE_CHILD'"), 2);
+                   "'FINALIZE_CHILD'"),
+                2);
 }
 
 TEST(decomposition_and_omega) {
@@ -820,25 +866,35 @@ TEST(decomposition_and_omega) {
             CHM_OK);
   ASSERT_STR_EQ(status_of(base), "COMPLETED");
   ASSERT_STR_EQ(place_of(base), "joined");
-  ASSERT_INT_EQ(qi("SELECT child_count FROM UnitsOfWork WHERE uow_id = %Q",
-                   base), 2);
-  snprintf(c1, 37, "%s", q("SELECT uow_id FROM UnitsOfWork WHERE parent_id = "
-                           "%Q ORDER BY queue_seq LIMIT 1", base));
-  snprintf(c2, 37, "%s", q("SELECT uow_id FROM UnitsOfWork WHERE parent_id = "
-                           "%Q ORDER BY queue_seq DESC LIMIT 1", base));
+  ASSERT_INT_EQ(
+      qi("SELECT child_count FROM UnitsOfWork WHERE uow_id = %Q", base), 2);
+  snprintf(c1, 37, "%s",
+           q("SELECT uow_id FROM UnitsOfWork WHERE parent_id = "
+             "%Q ORDER BY queue_seq LIMIT 1",
+             base));
+  snprintf(c2, 37, "%s",
+           q("SELECT uow_id FROM UnitsOfWork WHERE parent_id = "
+             "%Q ORDER BY queue_seq DESC LIMIT 1",
+             base));
   ASSERT_STR_EQ(status_of(c1), "PENDING");
   ASSERT_STR_EQ(place_of(c1), "lines");
   /* version 1 rows copy the parent's current values, with lineage */
   ASSERT_INT_EQ(qi("SELECT count(*) FROM UOW_Attributes c JOIN UOW_Attributes "
                    "p ON p.attribute_id = c.lineage_attribute_id WHERE "
                    "c.uow_id = %Q AND c.version = 1 AND p.uow_id = %Q AND "
-                   "p.value = c.value", c1, base), 3);
+                   "p.value = c.value",
+                   c1, base),
+                3);
   ASSERT_STR_EQ(attr(c1, "lines"), "2");
   ASSERT_STR_EQ(attr(c1, "amount"), "1");
   ASSERT_INT_EQ(qi("SELECT max(version) FROM UOW_Attributes WHERE uow_id = %Q "
-                   "AND key = 'amount'", c1), 2);
+                   "AND key = 'amount'",
+                   c1),
+                2);
   ASSERT_INT_EQ(qi("SELECT max(version) FROM UOW_Attributes WHERE uow_id = %Q "
-                   "AND key = 'amount'", c2), 1); /* same value: no row */
+                   "AND key = 'amount'",
+                   c2),
+                1); /* same value: no row */
   ASSERT_STR_EQ(attr(c2, "sku"), "\"b\"");
   /* Cerberus: the base waits; Omega never takes a child */
   ASSERT_RC(checkout("alice", "close", got, &v), CHM_NOTFOUND);
@@ -847,19 +903,27 @@ TEST(decomposition_and_omega) {
   ASSERT_RC(submit(c1, "alice", v, NULL), CHM_OK);
   ASSERT_STR_EQ(status_of(c1), "COMPLETED");
   ASSERT_INT_EQ(qi("SELECT finished_child_count FROM UnitsOfWork WHERE "
-                   "uow_id = %Q", base), 1);
+                   "uow_id = %Q",
+                   base),
+                1);
   ASSERT_RC(checkout("alice", "close", got, &v), CHM_NOTFOUND);
   /* leaving a finished state counts down, coming back counts up */
   ASSERT_RC(chm_pause(inst, c1, "alice"), CHM_OK);
   ASSERT_INT_EQ(qi("SELECT finished_child_count FROM UnitsOfWork WHERE "
-                   "uow_id = %Q", base), 0);
+                   "uow_id = %Q",
+                   base),
+                0);
   ASSERT_RC(chm_resume(inst, c1, "alice"), CHM_OK);
   ASSERT_INT_EQ(qi("SELECT finished_child_count FROM UnitsOfWork WHERE "
-                   "uow_id = %Q", base), 1);
+                   "uow_id = %Q",
+                   base),
+                1);
   ASSERT_RC(checkout("alice", "pricer", got, &v), CHM_OK);
   ASSERT_RC(submit(c2, "alice", v, NULL), CHM_OK);
   ASSERT_INT_EQ(qi("SELECT finished_child_count FROM UnitsOfWork WHERE "
-                   "uow_id = %Q", base), 2);
+                   "uow_id = %Q",
+                   base),
+                2);
   /* now Omega receives the base, and finalizes the children with it */
   ASSERT_RC(checkout("alice", "close", got, &v), CHM_OK);
   ASSERT_STR_EQ(got, base);
@@ -868,7 +932,9 @@ TEST(decomposition_and_omega) {
   ASSERT_STR_EQ(status_of(c1), "FINALIZED");
   ASSERT_STR_EQ(status_of(c2), "FINALIZED");
   ASSERT_INT_EQ(qi("SELECT finished_child_count FROM UnitsOfWork WHERE "
-                   "uow_id = %Q", base), 2);
+                   "uow_id = %Q",
+                   base),
+                2);
   ASSERT_RC(checkout("alice", "close", got, &v), CHM_NOTFOUND);
 }
 
@@ -971,11 +1037,13 @@ TEST(verify_and_tamper) {
                 "000000");
   ASSERT_INT_EQ(qi("SELECT count(*) FROM Interaction_Logs l JOIN "
                    "Interaction_Logs p ON p.log_id = l.log_id - 1 WHERE "
-                   "l.prev_hash <> p.hash"), 0);
+                   "l.prev_hash <> p.hash"),
+                0);
   /* the ledger refuses edits; a forced edit is found */
-  ASSERT_TRUE(sqlite3_exec(raw, "UPDATE Interaction_Logs SET event = 'X'",
-                           NULL, NULL, NULL) != SQLITE_OK);
-  ASSERT_TRUE(sqlite3_exec(raw, "DROP TRIGGER Interaction_Logs_no_update; "
+  ASSERT_TRUE(sqlite3_exec(raw, "UPDATE Interaction_Logs SET event = 'X'", NULL,
+                           NULL, NULL) != SQLITE_OK);
+  ASSERT_TRUE(sqlite3_exec(raw,
+                           "DROP TRIGGER Interaction_Logs_no_update; "
                            "UPDATE Interaction_Logs SET details = '{}' WHERE "
                            "log_id = 3",
                            NULL, NULL, NULL) == SQLITE_OK);
@@ -1019,9 +1087,10 @@ TEST(queries) {
                        "'alice' as 'worker'\"");
   chm_free(out);
   ASSERT_RC(chm_queues(inst, &out), CHM_OK);
-  ASSERT_CONTAINS(out, "{\"workflow\":\"TK-BASIC\",\"interaction\":\"review\","
-                       "\"consumers\":[\"reviewer\"],\"counts\":{\"PENDING\":1},"
-                       "\"total\":1}");
+  ASSERT_CONTAINS(out,
+                  "{\"workflow\":\"TK-BASIC\",\"interaction\":\"review\","
+                  "\"consumers\":[\"reviewer\"],\"counts\":{\"PENDING\":1},"
+                  "\"total\":1}");
   chm_free(out);
   ASSERT_RC(chm_tokens(inst, "PENDING", &out), CHM_OK);
   ASSERT_CONTAINS(out, a);
@@ -1049,8 +1118,9 @@ TEST(memory) {
             CHM_OK);
   ASSERT_STR_EQ(q("SELECT value FROM Local_Role_Attributes WHERE key = 'bad'"),
                 "{\"a\":2,\"b\":1}"); /* canonical */
-  snprintf(mid, 37, "%s", q("SELECT memory_id FROM Local_Role_Attributes "
-                            "WHERE key = 'bad'"));
+  snprintf(mid, 37, "%s",
+           q("SELECT memory_id FROM Local_Role_Attributes "
+             "WHERE key = 'bad'"));
   ASSERT_RC(chm_memory_mark_toxic(inst, mid), CHM_OK);
   ASSERT_RC(chm_memory_mark_toxic(inst, "nope"), CHM_NOTFOUND);
   ASSERT_RC(chm_memory_set(inst, "worker", NULL, "x", "{"), CHM_INVALID);
@@ -1064,7 +1134,8 @@ TEST(memory) {
   ASSERT_CONTAINS(json, "\"memory\":{\"lang\":\"en\",\"tone\":\"formal\"}");
   chm_free(json);
   ASSERT_STR_EQ(q("SELECT count(*) FROM Local_Role_Attributes WHERE "
-                  "last_accessed_at = '2027-01-15T08:00:00.000Z'"), "3");
+                  "last_accessed_at = '2027-01-15T08:00:00.000Z'"),
+                "3");
   /* teach writes the actor's playbook, never an attribute */
   v = version_of(a);
   ASSERT_RC(submit(a, "alice", v, "{\"teach\": {\"tip\": [1, 2]}}"), CHM_OK);
@@ -1100,6 +1171,48 @@ TEST(two_handles) {
   ASSERT_RC(chm_verify(inst, NULL), CHM_OK);
 }
 
+/* Several processes on one file: each token is checked out exactly once
+** and the hash chain stays whole. */
+TEST(concurrent_checkout) {
+  enum { TOKENS = 40, PROCS = 3 };
+  char id[37];
+  pid_t pids[PROCS];
+  int i, total = 0;
+  new_instance("TK-BASIC");
+  for (i = 0; i < TOKENS; i++)
+    ASSERT_RC(genesis("{\"amount\": 5}", id), CHM_OK);
+  for (i = 0; i < PROCS; i++) {
+    if ((pids[i] = fork()) == 0) {
+      chm_instance *h = NULL;
+      char *json = NULL;
+      int n = 0, rc;
+      if (chm_instance_open(inst_path, &h) != CHM_OK)
+        _exit(255);
+      while ((rc = chm_checkout(h, i % 2 ? "bob" : "alice", "worker", NULL,
+                                &json)) == CHM_OK) {
+        chm_free(json);
+        n++;
+      }
+      chm_instance_close(h);
+      _exit(rc == CHM_NOTFOUND ? n : 255);
+    }
+  }
+  for (i = 0; i < PROCS; i++) {
+    int st = 0;
+    waitpid(pids[i], &st, 0);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 255);
+    total += WEXITSTATUS(st);
+  }
+  ASSERT_INT_EQ(total, TOKENS);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM UnitsOfWork WHERE status = 'ACTIVE' "
+                   "AND checkout_count = 1"),
+                TOKENS);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM Interaction_Logs WHERE event = "
+                   "'CHECKOUT'"),
+                TOKENS);
+  ASSERT_RC(chm_verify(inst, NULL), CHM_OK);
+}
+
 /* ===================================================================== */
 /* The run loop                                                           */
 /* ===================================================================== */
@@ -1121,10 +1234,10 @@ static int double_cb(void *ud, const char *args, char **result, char **error) {
 static void auto_tokens(char ok[37], char err[37], char slow[37],
                         char skill[37], char bad[37], char lost[37]) {
   char *out = NULL;
-#define G(id, attrs)                                                        \
-  chm_genesis(inst, NULL, attrs, NULL, &out);                               \
-  snprintf(id, 37, "%s", out ? out : "");                                   \
-  chm_free(out);                                                            \
+#define G(id, attrs)                                                           \
+  chm_genesis(inst, NULL, attrs, NULL, &out);                                  \
+  snprintf(id, 37, "%s", out ? out : "");                                      \
+  chm_free(out);                                                               \
   out = NULL
   G(ok, "{\"kind\": \"ok\", \"n\": 2}");
   G(err, "{\"kind\": \"err\", \"n\": 3}");
@@ -1155,27 +1268,39 @@ TEST(run_steps) {
   ASSERT_STR_EQ(attr(ok, "doubled"), "4");
   ASSERT_STR_EQ(attr(ok, "memo"), "\"hello\"");
   ASSERT_STR_EQ(q("SELECT value FROM Local_Role_Attributes WHERE key = "
-                  "'last_n'"), "2");
+                  "'last_n'"),
+                "2");
   ASSERT_STR_EQ(status_of(skill), "FINALIZED");
   ASSERT_STR_EQ(attr(skill, "skill_result"), "42");
   ASSERT_INT_EQ(calls, 1);
   ASSERT_STR_EQ(status_of(err), "FAILED");
   ASSERT_STR_EQ(place_of(err), "ate");
   ASSERT_CONTAINS(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = "
-                    "%Q", err), "step of role 'boom' failed (SCRIPT): ");
+                    "%Q",
+                    err),
+                  "step of role 'boom' failed (SCRIPT): ");
   ASSERT_CONTAINS(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = "
-                    "%Q", err), "boom: cannot handle 3");
+                    "%Q",
+                    err),
+                  "boom: cannot handle 3");
   ASSERT_STR_EQ(status_of(slow), "FAILED");
   ASSERT_CONTAINS(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = "
-                    "%Q", slow), "step of role 'spin' failed (BUDGET)");
+                    "%Q",
+                    slow),
+                  "step of role 'spin' failed (BUDGET)");
   ASSERT_STR_EQ(status_of(bad), "FAILED");
   ASSERT_CONTAINS(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = "
-                    "%Q", bad), "give_up is for EPSILON roles");
+                    "%Q",
+                    bad),
+                  "give_up is for EPSILON roles");
   ASSERT_STR_EQ(status_of(lost), "FAILED");
   ASSERT_CONTAINS(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = "
-                    "%Q", lost), "no route matched after role 'dispatch'");
+                    "%Q",
+                    lost),
+                  "no route matched after role 'dispatch'");
   ASSERT_INT_EQ(qi("SELECT count(*) FROM Interaction_Logs WHERE event = "
-                   "'STEP_ERROR'"), 3);
+                   "'STEP_ERROR'"),
+                3);
   /* a second run finds nothing */
   ASSERT_RC(chm_run(inst, NULL, &out), CHM_OK);
   ASSERT_STR_EQ(out, "{\"steps\":0,\"moves\":0,\"failed\":0,\"commits\":0}");
@@ -1222,14 +1347,20 @@ TEST(gateway) {
   chm_free(out);
   ASSERT_STR_EQ(status_of(p), "ACTIVE");
   ASSERT_STR_EQ(q("SELECT lease_expires_at IS NULL FROM UnitsOfWork WHERE "
-                  "uow_id = %Q", p), "1");
-  snprintf(c, 37, "%s", q("SELECT uow_id FROM UnitsOfWork WHERE "
-                          "return_uow_id = %Q", p));
+                  "uow_id = %Q",
+                  p),
+                "1");
+  snprintf(c, 37, "%s",
+           q("SELECT uow_id FROM UnitsOfWork WHERE "
+             "return_uow_id = %Q",
+             p));
   ASSERT_STR_EQ(status_of(c), "PENDING");
   ASSERT_STR_EQ(place_of(c), "c-in");
   ASSERT_STR_EQ(attr(c, "applicant"), "\"ann\"");
   ASSERT_INT_EQ(qi("SELECT count(*) FROM UOW_Attributes WHERE uow_id = %Q AND "
-                   "lineage_attribute_id IS NOT NULL", c), 1);
+                   "lineage_attribute_id IS NOT NULL",
+                   c),
+                1);
   /* the waiting parent cannot be submitted */
   ASSERT_RC(submit(p, "system", version_of(p), NULL), CHM_STATE);
   ASSERT_MSG("waits for its child workflow (gateway role 'gw')");
@@ -1245,12 +1376,17 @@ TEST(gateway) {
   ASSERT_STR_EQ(place_of(p), "p-checked");
   ASSERT_STR_EQ(attr(p, "verified"), "true");
   ASSERT_STR_EQ(q("SELECT reasoning FROM UOW_Attributes WHERE uow_id = %Q AND "
-                  "key = 'verified'", p),
+                  "key = 'verified'",
+                  p),
                 q("SELECT 'returned from child workflow token ' || %Q", c));
   ASSERT_STR_EQ(q("SELECT lease_holder_actor_id IS NULL FROM UnitsOfWork "
-                  "WHERE uow_id = %Q", p), "1");
+                  "WHERE uow_id = %Q",
+                  p),
+                "1");
   ASSERT_STR_EQ(q("SELECT event FROM Interaction_Logs WHERE uow_id = %Q "
-                  "ORDER BY log_id DESC LIMIT 1", p), "RETURN");
+                  "ORDER BY log_id DESC LIMIT 1",
+                  p),
+                "RETURN");
 }
 
 TEST(gateway_archived_and_paused) {
@@ -1267,8 +1403,8 @@ TEST(gateway_archived_and_paused) {
   snprintf(c, 37, "%s", jstr(out, "child_uow_id"));
   ASSERT_CONTAINS(out, "\"lease_expires_at\":null");
   chm_free(out);
-  ASSERT_STR_EQ(q("SELECT return_uow_id FROM UnitsOfWork WHERE uow_id = %Q",
-                  c), p);
+  ASSERT_STR_EQ(q("SELECT return_uow_id FROM UnitsOfWork WHERE uow_id = %Q", c),
+                p);
   /* the child is given up: the parent fails to its Ate */
   ASSERT_RC(checkout("alice", "c-work", got, &v), CHM_OK);
   ASSERT_RC(chm_fail(inst, c, "alice", "no id"), CHM_OK);
@@ -1277,10 +1413,11 @@ TEST(gateway_archived_and_paused) {
   ASSERT_STR_EQ(status_of(c), "ARCHIVED");
   ASSERT_STR_EQ(status_of(p), "FAILED");
   ASSERT_STR_EQ(place_of(p), "p-ate");
-  ASSERT_STR_EQ(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = %Q",
-                  p),
-                q("SELECT 'child workflow token ' || %Q || ' was archived "
-                  "(given up)'", c));
+  ASSERT_STR_EQ(
+      q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = %Q", p),
+      q("SELECT 'child workflow token ' || %Q || ' was archived "
+        "(given up)'",
+        c));
   /* a paused gateway token: the return waits for resume */
   ASSERT_RC(chm_genesis(inst, NULL, "{\"applicant\": \"cy\"}", NULL, &out),
             CHM_OK);
@@ -1296,7 +1433,9 @@ TEST(gateway_archived_and_paused) {
   ASSERT_RC(submit(c, "alice", v, NULL), CHM_OK);
   ASSERT_STR_EQ(status_of(p), "PAUSED");
   ASSERT_STR_EQ(q("SELECT event FROM Interaction_Logs WHERE uow_id = %Q "
-                  "ORDER BY log_id DESC LIMIT 1", p), "RETURN_DEFERRED");
+                  "ORDER BY log_id DESC LIMIT 1",
+                  p),
+                "RETURN_DEFERRED");
   ASSERT_RC(chm_resume(inst, p, NULL), CHM_OK);
   ASSERT_STR_EQ(status_of(p), "PENDING");
   ASSERT_STR_EQ(place_of(p), "p-checked");
@@ -1307,33 +1446,34 @@ TEST(gateway_archived_and_paused) {
 /* Main                                                                   */
 /* ===================================================================== */
 
-#define TEST_LIST(X)                                                        \
-  X(genesis)                                                                \
-  X(genesis_refusals)                                                       \
-  X(checkout_fifo_lease)                                                    \
-  X(checkout_refusals)                                                      \
-  X(gate_reject)                                                            \
-  X(context_injection)                                                      \
-  X(ambiguity_lock)                                                         \
-  X(submit_routes)                                                          \
-  X(submit_refusals)                                                        \
-  X(fail)                                                                   \
-  X(heartbeat_and_zombie_sweep)                                             \
-  X(stale_sweep)                                                            \
-  X(stale_pending)                                                          \
-  X(epsilon)                                                                \
-  X(tau)                                                                    \
-  X(tau_end_finalizes_children)                                             \
-  X(decomposition_and_omega)                                                \
-  X(pause_resume)                                                           \
-  X(instance_pause)                                                         \
-  X(verify_and_tamper)                                                      \
-  X(queries)                                                                \
-  X(memory)                                                                 \
-  X(two_handles)                                                            \
-  X(run_steps)                                                              \
-  X(run_batch_and_limits)                                                   \
-  X(gateway)                                                                \
+#define TEST_LIST(X)                                                           \
+  X(genesis)                                                                   \
+  X(genesis_refusals)                                                          \
+  X(checkout_fifo_lease)                                                       \
+  X(checkout_refusals)                                                         \
+  X(gate_reject)                                                               \
+  X(context_injection)                                                         \
+  X(ambiguity_lock)                                                            \
+  X(submit_routes)                                                             \
+  X(submit_refusals)                                                           \
+  X(fail)                                                                      \
+  X(heartbeat_and_zombie_sweep)                                                \
+  X(stale_sweep)                                                               \
+  X(stale_pending)                                                             \
+  X(epsilon)                                                                   \
+  X(tau)                                                                       \
+  X(tau_end_finalizes_children)                                                \
+  X(decomposition_and_omega)                                                   \
+  X(pause_resume)                                                              \
+  X(instance_pause)                                                            \
+  X(verify_and_tamper)                                                         \
+  X(queries)                                                                   \
+  X(memory)                                                                    \
+  X(two_handles)                                                               \
+  X(concurrent_checkout)                                                       \
+  X(run_steps)                                                                 \
+  X(run_batch_and_limits)                                                      \
+  X(gateway)                                                                   \
   X(gateway_archived_and_paused)
 
 static const struct {
@@ -1377,7 +1517,8 @@ static void teardown(void) {
   char cmd[300];
   chm_meta_close(meta);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) printf("could not remove %s\n", dir);
+  if (system(cmd) != 0)
+    printf("could not remove %s\n", dir);
 }
 
 int main(int argc, char **argv) {
@@ -1385,7 +1526,8 @@ int main(int argc, char **argv) {
   size_t i;
   setup();
   for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-    if (argc > 1 && strcmp(argv[1], tests[i].name) != 0) continue;
+    if (argc > 1 && strcmp(argv[1], tests[i].name) != 0)
+      continue;
     test_failed = 0;
     tests[i].fn();
     chm_instance_close(inst);
@@ -1394,8 +1536,10 @@ int main(int argc, char **argv) {
     raw = NULL;
     chm_clock_set_real();
     printf("%s %s\n", test_failed ? "FAIL" : "ok  ", tests[i].name);
-    if (test_failed) failed++;
-    else passed++;
+    if (test_failed)
+      failed++;
+    else
+      passed++;
   }
   teardown();
   printf("%d passed, %d failed\n", passed, failed);
