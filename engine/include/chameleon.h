@@ -57,7 +57,8 @@ const char *chm_version(void);
   XX(SCRIPT, "script error")                                                 \
   XX(BUDGET, "script exceeded its instruction budget or deadline")           \
   XX(MEMORY, "script exceeded its memory cap")                               \
-  XX(CORRUPT, "store is corrupt or was tampered with")
+  XX(CORRUPT, "store is corrupt or was tampered with")                        \
+  XX(INCOMPLETE, "input is incomplete: the statement continues")
 
 enum chm_status {
 #define CHM__XX(name, msg) CHM_##name,
@@ -220,6 +221,37 @@ int chm_instance_query(chm_instance *inst, const char *sql, char **json);
 /* chm_instance_eval(inst, source, limits, &json): as chm_meta_eval. */
 int chm_instance_eval(chm_instance *inst, const char *source,
                       const chm_limits *limits, char **json);
+
+/* ===================================================================== */
+/* Interactive evaluation (the REPL)                                      */
+/* ===================================================================== */
+
+/* chm_instance_repl(inst, chunk, &out) / chm_meta_repl(m, chunk, &out):
+** evaluate operator input in one persistent sandbox environment of the
+** handle (globals survive between calls), with the engine bound as plain
+** functions: on an instance genesis checkout heartbeat submit fail pause
+** resume clarify sweep run token history attributes queues tokens verify
+** describe validate sql clock clock_set clock_advance clock_real print;
+** on a meta-store import validate list show export instantiate sql clock
+** print. Like lua.c, the chunk is tried as an expression first. CHM_OK:
+** *out (caller frees) holds what print wrote and the pretty-printed
+** results, one per line ("" for none). CHM_INCOMPLETE: the chunk is a
+** valid beginning; append the next line and call again. Otherwise the
+** chunk failed (CHM_SCRIPT, CHM_BUDGET, CHM_MEMORY) and the handle's
+** errmsg holds the message with a traceback; the session goes on. */
+int chm_instance_repl(chm_instance *inst, const char *chunk, char **out);
+int chm_meta_repl(chm_meta *m, const char *chunk, char **out);
+
+/* chm_instance_repl_names / chm_meta_repl_names(h, &json): the names
+** bound in the session, as a JSON array (for completion; caller frees). */
+int chm_instance_repl_names(chm_instance *inst, char **json);
+int chm_meta_repl_names(chm_meta *m, char **json);
+
+/* chm_instance_interrupt(inst) / chm_meta_interrupt(m): stop the chunk
+** running on that handle with the error "interrupted" at its next budget
+** check. Async-signal-safe: call it from a SIGINT handler. */
+void chm_instance_interrupt(chm_instance *inst);
+void chm_meta_interrupt(chm_meta *m);
 
 #ifndef CHM_HAVE_TOKEN_API
 #define CHM_HAVE_TOKEN_API 1

@@ -61,6 +61,13 @@ void chm__sandbox_set_memory(lua_State *L, size_t bytes);
 ** CHM_BUDGET or CHM_MEMORY. Restores the stack on every path. */
 int chm__pcall(lua_State *L, int nargs, int nres, const chm_limits *limits);
 
+/* chm__sandbox_interrupt(L): ask the running door to stop with the error
+** "interrupted" at its next hook firing. Async-signal-safe (sets a
+** sig_atomic_t); no effect on states not made by chm__sandbox_new.
+** chm__sandbox_clear_interrupt(L) resets the request. */
+void chm__sandbox_interrupt(lua_State *L);
+void chm__sandbox_clear_interrupt(lua_State *L);
+
 /* chm__push_sandbox_env(L)   [-0, +1, m]
 ** Push a fresh environment table built from the allow-list (fresh copies
 ** of the library tables, so a script can only damage its own copies). */

@@ -43,4 +43,12 @@ int chm__core_query(chm__core *c, const char *sql, char **out);
 int chm__core_eval(chm__core *c, const char *src, const chm_limits *limits,
                    char **out);
 
+/* chm__repl(c, handle, fn, line, &out): call lua/repl.lua's fn ("eval"
+** or "names") with the handle's engine bindings (repl.c). CHM_OK with the
+** printed results (or the JSON list of names) in *out (caller frees);
+** CHM_INCOMPLETE when the chunk needs more lines; else the chunk's failure
+** with message and traceback in the handle's errmsg. */
+int chm__repl(chm__core *c, void *handle, const char *fn, const char *line,
+              char **out);
+
 #endif

@@ -65,3 +65,19 @@ int chm_instance_eval(chm_instance *inst, const char *source,
   CHECK(inst, source != NULL && json != NULL);
   return chm__core_eval(&inst->core, source, limits, json);
 }
+
+int chm_instance_repl(chm_instance *inst, const char *chunk, char **out) {
+  if (out != NULL) *out = NULL;
+  CHECK(inst, chunk != NULL && out != NULL);
+  return chm__repl(&inst->core, inst, "eval", chunk, out);
+}
+
+int chm_instance_repl_names(chm_instance *inst, char **json) {
+  if (json != NULL) *json = NULL;
+  CHECK(inst, json != NULL);
+  return chm__repl(&inst->core, inst, "names", NULL, json);
+}
+
+void chm_instance_interrupt(chm_instance *inst) {
+  if (inst != NULL) chm__sandbox_interrupt(inst->core.L);
+}

@@ -154,3 +154,19 @@ int chm_meta_eval(chm_meta *m, const char *source, const chm_limits *limits,
   CHECK(m, source != NULL && json != NULL);
   return chm__core_eval(&m->core, source, limits, json);
 }
+
+int chm_meta_repl(chm_meta *m, const char *chunk, char **out) {
+  if (out != NULL) *out = NULL;
+  CHECK(m, chunk != NULL && out != NULL);
+  return chm__repl(&m->core, m, "eval", chunk, out);
+}
+
+int chm_meta_repl_names(chm_meta *m, char **json) {
+  if (json != NULL) *json = NULL;
+  CHECK(m, json != NULL);
+  return chm__repl(&m->core, m, "names", NULL, json);
+}
+
+void chm_meta_interrupt(chm_meta *m) {
+  if (m != NULL) chm__sandbox_interrupt(m->core.L);
+}

@@ -62,6 +62,7 @@ typedef struct sandbox {
   size_t refused_osize;
   size_t refused_nsize;
   char killmsg[MSG_SIZE]; /* what every hook firing raises once killed */
+  volatile int interrupted; /* set by chm__sandbox_interrupt (a signal handler may) */
 } sandbox;
 
 /* Registry keys: the addresses of these statics. */
@@ -137,7 +138,9 @@ static int check_limits(lua_State *L, sandbox *sb, int level,
   if (sb->killed) return 1;
   if (fr == NULL) return 0;
   sb->unclocked = 0;
-  if (sb->count > fr->stop_at)
+  if (sb->interrupted)
+    snprintf(why, sizeof why, "interrupted");
+  else if (sb->count > fr->stop_at)
     snprintf(why, sizeof why,
              "script exceeded its instruction budget of %llu instructions",
              (unsigned long long)fr->budget);
@@ -184,6 +187,14 @@ static void count_hook(lua_State *L, lua_Debug *ar) {
 static int foreign_state(lua_State *L) {
   void *ud;
   return lua_getallocf(L, &ud) != sandbox_alloc;
+}
+
+void chm__sandbox_interrupt(lua_State *L) {
+  if (L != NULL && !foreign_state(L)) sandbox_of(L)->interrupted = 1;
+}
+
+void chm__sandbox_clear_interrupt(lua_State *L) {
+  if (L != NULL && !foreign_state(L)) sandbox_of(L)->interrupted = 0;
 }
 
 void chm__sandbox_charge(lua_State *L, uint64_t units, const char *what) {

@@ -18,7 +18,6 @@
 #include <sqlite3.h>
 
 #include "chameleon.h"
-#include "chameleon.h"
 
 /* ===================================================================== */
 /* Harness                                                                */
