@@ -12,7 +12,13 @@ return workflow "WF-FANOUT-001" {
       description = "One child token per order line",
       stale_token_limit_seconds = 3600,
     },
-    interaction "joined" { description = "The Cerberus room: the order and its priced lines" },
+    interaction "joined" {
+      description = "The Cerberus room: the order and its priced lines",
+      -- An order whose line was given up (ARCHIVED) never passes the
+      -- Cerberus; after a day it times out to the line-clock, which hands
+      -- it to the order desk.
+      stale_token_limit_seconds = 86400,
+    },
     "ate", "chronos",
   },
 
@@ -27,7 +33,10 @@ return workflow "WF-FANOUT-001" {
       step = function(token)
         local children = {}
         for i, line in ipairs(token.lines or {}) do
-          children[i] = { sku = line.sku, qty = line.qty, unit_price = line.unit_price }
+          -- HOMOGENEOUS: every child carries the same keys, so a missing value
+          -- is false (price-line then fails that line, not the whole order)
+          children[i] = { sku = line.sku or false, qty = line.qty or false,
+                          unit_price = line.unit_price or false }
         end
         if #children == 0 then
           return { fail = "EMPTY_ORDER", reasoning = "the order has no lines" }

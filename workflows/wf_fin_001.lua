@@ -154,9 +154,12 @@ return workflow "WF-FIN-001" {
       description = "Escalates stale invoices to the physician",
       inbound = { "chronos" },
       outbound = { "ate" },
-      step = function(token)
+      -- The token is ACTIVE under Tau while this runs, so its status says
+      -- nothing about why it came: it waited past its interaction's limit
+      -- (TIMEOUT) or its holder's lease lapsed.
+      step = function()
         return { set = { escalation = "TIMEOUT" },
-                 reasoning = "stale in " .. tostring(token.status) .. "; escalated" }
+                 reasoning = "no decision in time; escalated to the physician" }
       end,
     },
   },
