@@ -5,6 +5,7 @@
 ** libuuid's generator. Time comes from the real clock, not the virtual
 ** one, so ids never repeat across virtual-time rewinds.
 */
+#include <pthread.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -14,6 +15,7 @@
 
 static int64_t last_ms = -1; /* millisecond of the previous id */
 static unsigned counter = 0; /* ids made in last_ms so far */
+static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER; /* guards both */
 
 void chm__uuid7(char out[37]) {
   unsigned char b[16];
@@ -22,6 +24,7 @@ void chm__uuid7(char out[37]) {
   uuid_generate_random(b);
   clock_gettime(CLOCK_REALTIME, &ts);
   ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  pthread_mutex_lock(&order_lock); /* handles on other threads share the order */
   if (ms <= last_ms) {
     ms = last_ms; /* clock went back or same ms: keep order */
     if (++counter > 0xfff) { /* counter exhausted: borrow the next ms */
@@ -32,14 +35,15 @@ void chm__uuid7(char out[37]) {
     counter = 0;
   }
   last_ms = ms;
+  b[6] = (unsigned char)(0x70 | ((counter >> 8) & 0x0f));
+  b[7] = (unsigned char)(counter & 0xff);
+  pthread_mutex_unlock(&order_lock);
   b[0] = (unsigned char)(ms >> 40);
   b[1] = (unsigned char)(ms >> 32);
   b[2] = (unsigned char)(ms >> 24);
   b[3] = (unsigned char)(ms >> 16);
   b[4] = (unsigned char)(ms >> 8);
   b[5] = (unsigned char)ms;
-  b[6] = (unsigned char)(0x70 | ((counter >> 8) & 0x0f));
-  b[7] = (unsigned char)(counter & 0xff);
   b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
   snprintf(out, 37,
            "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
