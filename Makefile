@@ -18,7 +18,9 @@ CPPFLAGS += -Iengine/include -Iengine/src -I$(BUILD)/gen -D_GNU_SOURCE \
 CFLAGS   += -std=c11 $(OPT) -fPIC $(WARN) -MMD -MP
 LIBS     := $(shell pkg-config --libs sqlite3 uuid libcrypto) -lm -ldl -lpthread
 LUALIB   := $(shell pkg-config --libs lua5.4)
-LUA_CMOD ?= $(shell pkg-config --variable=INSTALL_CMOD lua5.4 2>/dev/null || echo $(PREFIX)/lib/lua/5.4)
+# Lua C module dir: the system's (Debian: /usr/lib/<triplet>/lua/5.4) when
+# PREFIX is /usr, else $(PREFIX)/lib/lua/5.4 (docs/embedding.md).
+LUA_CMOD ?= $(or $(if $(filter /usr,$(PREFIX)),$(shell pkg-config --variable=INSTALL_CMOD lua5.4 2>/dev/null)),$(PREFIX)/lib/lua/5.4)
 
 ifeq ($(V),1)
 Q :=
@@ -81,35 +83,59 @@ $(BUILD)/tests/%: tests/c/%.c $(STATIC)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(LIBS) $(LUALIB)
 
+# ctests: the C test binaries only (make test and make asan build them).
+ctests: $(CTEST_BIN)
+
 # test: every suite (C, Lua module, CLI); ends with "N passed, N failed".
 test: all $(CTEST_BIN)
 	$(Q)BUILD=$(BUILD) LUA=$(LUA) BUSTED=$(BUSTED) sh tests/run.sh
 
 # asan: the whole test suite under AddressSanitizer and UBSan.
-asan:
+asan: all
 	$(Q)$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  LDFLAGS="-fsanitize=address,undefined" all
+	  LDFLAGS="-fsanitize=address,undefined" all ctests
 	$(Q)BUILD=build-asan LUA=$(LUA) BUSTED=$(BUSTED) sh tests/run.sh c cli
 
 # demo: import and run the reference workflows on a store in a temp dir.
 demo: all
 	$(Q)BUILD=$(BUILD) sh examples/demo.sh
 
-# install: header, libraries, pkg-config file, Lua module, CLI.
+# bench: engine vs. plain-SQLite ceiling, checkout latency, guardian cost.
+bench: all $(BUILD)/bench/chm_bench $(BUILD)/bench/ceiling
+	$(Q)BUILD=$(BUILD) LUA=$(LUA) sh bench/run.sh
+
+$(BUILD)/bench/chm_bench: bench/bench.c $(STATIC)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(LIBS) $(LUALIB)
+
+# The ceiling links SQLite and libcrypto only, never the engine.
+$(BUILD)/bench/ceiling: bench/ceiling.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(shell pkg-config --cflags sqlite3 libcrypto) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs sqlite3 libcrypto)
+
+.PHONY: bench
+
+# install: header, static and shared libraries, chameleon.pc, CLI and man
+# page under $(DESTDIR)$(PREFIX); the Lua module under $(DESTDIR)$(LUA_CMOD).
 install: all
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LUA_CMOD)
-	install -m 644 engine/include/chameleon.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libchameleon.so.0
-	ln -sf libchameleon.so.0 $(DESTDIR)$(PREFIX)/lib/libchameleon.so
-	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/
-	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CMOD)/chameleon.so
-	sed -e 's|@PREFIX@|$(PREFIX)|g' engine/chameleon.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/chameleon.pc
+	@$(if $(Q),echo "  INSTALL $(DESTDIR)$(PREFIX)")
+	$(Q)install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(LUA_CMOD)
+	$(Q)install -m 644 engine/include/chameleon.h $(DESTDIR)$(PREFIX)/include/
+	$(Q)install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	$(Q)install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libchameleon.so.0
+	$(Q)ln -sf libchameleon.so.0 $(DESTDIR)$(PREFIX)/lib/libchameleon.so
+	$(Q)install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	$(Q)install -m 644 engine/chameleon.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	$(Q)install -m 755 $(MODULE) $(DESTDIR)$(LUA_CMOD)/chameleon.so
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' \
+	  -e "s|@VERSION@|$$(sed -n 's/^#define CHM_VERSION "\(.*\)"/\1/p' engine/include/chameleon.h)|g" \
+	  engine/chameleon.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/chameleon.pc
 
 # clean: remove every build product.
 clean:
 	rm -rf build build-asan
 
-.PHONY: all test asan demo install clean
+.PHONY: all ctests test asan demo install clean
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -7,6 +7,7 @@
 */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,11 @@
 static const cli_opt help_opt = {"help", 'h', NULL, OPT_HELP,
                                  "show this help and exit"};
 
+/* --now MS is a global option: accepted by every command, listed or not
+** (the token commands list it so their --help shows it). */
+static const cli_opt now_opt = {"now", 0, "MS", OPT_NOW,
+                                "engine clock, ms since the epoch"};
+
 /* ---- lookup ------------------------------------------------------------- */
 
 static const cli_opt *find_long(const cli_cmd *cmd, const char *name,
@@ -27,6 +33,8 @@ static const cli_opt *find_long(const cli_cmd *cmd, const char *name,
       return o;
   if (n == 4 && strncmp(name, "help", 4) == 0)
     return &help_opt;
+  if (n == 3 && strncmp(name, "now", 3) == 0)
+    return &now_opt;
   return NULL;
 }
 
@@ -40,6 +48,19 @@ static const cli_opt *find_short(const cli_cmd *cmd, char ch) {
 }
 
 /* ---- applying one option ------------------------------------------------ */
+
+/* Parse a decimal integer in [lo, hi] into *out; 0 on success. */
+static int parse_int(const char *s, long long lo, long long hi,
+                     long long *out) {
+  char *end;
+  long long v;
+  errno = 0;
+  v = strtoll(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi)
+    return -1;
+  *out = v;
+  return 0;
+}
 
 /* Store option o with value val (NULL for flags) in c. Returns NULL, or a
 ** static problem description for a bad value. */
@@ -71,22 +92,112 @@ static const char *apply(cli *c, const cli_opt *o, const char *val) {
     c->name = val;
     break;
   case OPT_VERSION: {
-    char *end;
-    long v;
-    errno = 0;
-    v = strtol(val, &end, 10);
-    if (errno || end == val || *end || v < 1 || v > 1000000000L)
+    long long v;
+    if (parse_int(val, 1, 1000000000LL, &v))
       return "a version is a positive integer";
     c->version = (int)v;
     break;
   }
+  case OPT_NOW:
+    if (parse_int(val, 0, INT64_MAX, &c->now))
+      return "a time is a number of milliseconds since the epoch";
+    c->now_given = 1;
+    break;
+  case OPT_WORKFLOW:
+    c->workflow = val;
+    break;
+  case OPT_ACTOR:
+    c->actor = val;
+    break;
+  case OPT_ROLE:
+    c->role = val;
+    break;
+  case OPT_INTERACTION:
+    c->interaction = val;
+    break;
+  case OPT_ATTRS:
+    c->attrs = val;
+    break;
+  case OPT_CHANGES:
+    c->changes = val;
+    break;
+  case OPT_PAIR:
+    if (!strchr(val, '=') || val[0] == '=')
+      return "expected KEY=VALUE";
+    c->pairs[c->npairs++] = val;
+    break;
+  case OPT_REASONING:
+    c->reasoning = val;
+    break;
+  case OPT_REASON:
+    c->reason = val;
+    break;
+  case OPT_TEXT:
+    c->text = val;
+    break;
+  case OPT_STATUS:
+    c->status_arg = val;
+    break;
+  case OPT_HISTORY:
+    c->history = 1;
+    break;
+  case OPT_ATTRIBUTES:
+    c->attributes = 1;
+    break;
+  case OPT_BATCH:
+  case OPT_MAX_STEPS: {
+    long long v;
+    if (parse_int(val, 1, 1000000000LL, &v))
+      return "expected a positive integer";
+    *(o->id == OPT_BATCH ? &c->batch : &c->max_steps) = (int)v;
+    break;
   }
-  if (val && !*val && o->id != OPT_NAME)
+  case OPT_LEASE:
+    if (parse_int(val, 1, INT64_MAX, &c->lease_ms))
+      return "a lease is a positive number of milliseconds";
+    break;
+  }
+  if (val && !*val && o->id != OPT_NAME && o->id != OPT_REASONING &&
+      o->id != OPT_REASON && o->id != OPT_TEXT)
     return "the value is empty";
   return NULL;
 }
 
 /* ---- parsing ------------------------------------------------------------ */
+
+/* The name of operand number `have` (0-based) in cmd's usage: the words
+** outside [...] and (...) groups that are neither options nor their
+** placeholders ("--out PATH NAME" -> NAME). The last operand when there
+** are fewer. */
+static void missing_operand(const cli_cmd *cmd, int have, char *out, size_t n) {
+  const char *p = cmd->args;
+  int depth = 0, k = 0, after_opt = 0;
+  snprintf(out, n, "%s", cmd->args);
+  while (*p) {
+    const char *w = p;
+    size_t len;
+    while (*p && *p != ' ')
+      p++;
+    len = (size_t)(p - w);
+    if (depth == 0 && (*w == '[' || *w == '(')) {
+      for (const char *q = w; q < p; q++)
+        depth += (*q == '[' || *q == '(') - (*q == ']' || *q == ')');
+    } else if (depth > 0) {
+      for (const char *q = w; q < p; q++)
+        depth += (*q == '[' || *q == '(') - (*q == ']' || *q == ')');
+    } else if (*w == '-') {
+      after_opt = 1;
+    } else if (after_opt) {
+      after_opt = 0;
+    } else {
+      snprintf(out, n, "%.*s", (int)len, w);
+      if (k++ == have)
+        return;
+    }
+    while (*p == ' ')
+      p++;
+  }
+}
 
 int cli_parse(cli *c, const cli_cmd *cmd, int argc, char **argv) {
   char problem[256] = "";
@@ -94,7 +205,8 @@ int cli_parse(cli *c, const cli_cmd *cmd, int argc, char **argv) {
 
   c->cmd = cmd;
   c->pos = calloc((size_t)argc + 1, sizeof *c->pos);
-  if (!c->pos)
+  c->pairs = calloc((size_t)argc + 1, sizeof *c->pairs);
+  if (!c->pos || !c->pairs)
     return cli_error(c, CLI_EXIT_ERROR, NULL, "out of memory");
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -163,14 +275,29 @@ int cli_parse(cli *c, const cli_cmd *cmd, int argc, char **argv) {
   if (*problem)
     return cli_usage_error(c, "%s", problem);
   if (c->npos < cmd->min_args) {
-    /* The operands are the last word of the usage ("FILE...", "NAME"). */
-    const char *last = strrchr(cmd->args, ' ');
-    return cli_usage_error(c, "missing argument %s",
-                           last ? last + 1 : cmd->args);
+    char word[64];
+    missing_operand(cmd, c->npos, word, sizeof word);
+    return cli_usage_error(c, "missing argument %s", word);
   }
   if (cmd->max_args >= 0 && c->npos > cmd->max_args)
     return cli_usage_error(c, "unexpected argument '%s'",
                            c->pos[cmd->max_args]);
+  return CLI_EXIT_OK;
+}
+
+int cli_set_clock(cli *c) {
+  const char *env = getenv("CHAMELEON_NOW");
+  long long ms;
+  if (c->now_given) {
+    chm_clock_set_virtual((int64_t)c->now);
+  } else if (env && *env) {
+    if (parse_int(env, 0, INT64_MAX, &ms))
+      return cli_usage_error(c,
+                             "CHAMELEON_NOW='%.40s' is not a number of "
+                             "milliseconds since the epoch",
+                             env);
+    chm_clock_set_virtual((int64_t)ms);
+  }
   return CLI_EXIT_OK;
 }
 

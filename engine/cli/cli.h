@@ -27,7 +27,8 @@
   XX(USAGE, 2, "usage error: unknown command or option, missing argument")     \
   XX(INVALID, 3, "invalid workflow definition")                                \
   XX(NOTFOUND, 4, "not found: store, workflow, version or table")              \
-  XX(CONFLICT, 5, "conflict or state: already exists, refused, not allowed")
+  XX(CONFLICT, 5, "conflict or state: already exists, refused, not allowed")   \
+  XX(CORRUPT, 6, "tampered or corrupt store: a log row fails its hash")
 
 enum cli_exit {
 #define CLI__XX(name, value, msg) CLI_EXIT_##name = value,
@@ -45,14 +46,31 @@ int cli_exit_of(int rc);
 /* Option identifiers; a command accepts the subset listed in its table. */
 enum cli_optid {
   OPT_HELP = 1,
-  OPT_META,     /* --meta PATH */
-  OPT_INSTANCE, /* --instance PATH */
-  OPT_JSON,     /* --json */
-  OPT_DOT,      /* --dot */
-  OPT_VERSION,  /* --version N (template version, inside a command) */
-  OPT_OUT,      /* --out PATH (instantiate) */
-  OPT_OUTPUT,   /* -o FILE (export) */
-  OPT_NAME      /* --name NAME */
+  OPT_META,        /* --meta PATH */
+  OPT_INSTANCE,    /* --instance PATH */
+  OPT_JSON,        /* --json */
+  OPT_DOT,         /* --dot */
+  OPT_VERSION,     /* --version N (template version, inside a command) */
+  OPT_OUT,         /* --out PATH (instantiate) */
+  OPT_OUTPUT,      /* -o FILE (export) */
+  OPT_NAME,        /* --name NAME */
+  OPT_NOW,         /* --now MS (global: the engine's virtual clock) */
+  OPT_WORKFLOW,    /* --workflow W */
+  OPT_ACTOR,       /* --actor A */
+  OPT_ROLE,        /* --role R */
+  OPT_INTERACTION, /* --interaction I */
+  OPT_ATTRS,       /* --attrs JSON */
+  OPT_CHANGES,     /* --changes JSON */
+  OPT_PAIR,        /* --attr k=v / --set k=v (repeatable) */
+  OPT_REASONING,   /* --reasoning TEXT */
+  OPT_REASON,      /* --reason TEXT */
+  OPT_TEXT,        /* --text TEXT */
+  OPT_BATCH,       /* --batch N */
+  OPT_MAX_STEPS,   /* --max-steps N */
+  OPT_LEASE,       /* --lease MS */
+  OPT_HISTORY,     /* --history */
+  OPT_ATTRIBUTES,  /* --attributes */
+  OPT_STATUS       /* --status S */
 };
 
 typedef struct cli_opt {
@@ -87,16 +105,36 @@ struct cli {
   const char *out;      /* --out PATH */
   const char *output;   /* -o FILE */
   const char *name;     /* --name NAME */
-  int version;          /* --version N; 0 = latest */
+  int version;          /* --version N; 0 = latest (submit: token version) */
   int json;             /* --json */
   int dot;              /* --dot */
   int help;             /* --help */
   char **pos;           /* positional arguments (array owned, strings not) */
   int npos;             /* number of positional arguments */
-  int status;           /* exit code of the first failure, 0 so far */
-  chm_meta *m;          /* open meta-store, closed by cli_release */
-  chm_instance *inst;   /* open instance store, closed by cli_release */
-  FILE *outf;           /* file opened for -o, closed by cli_release */
+  /* Token commands (cmd_token.c). */
+  const char *workflow;    /* --workflow W */
+  const char *actor;       /* --actor A */
+  const char *role;        /* --role R */
+  const char *interaction; /* --interaction I */
+  const char *attrs;       /* --attrs JSON (genesis) */
+  const char *changes;     /* --changes JSON (submit) */
+  const char **pairs;      /* --attr / --set k=v, in order (array owned) */
+  int npairs;              /* number of pairs */
+  const char *reasoning;   /* --reasoning TEXT */
+  const char *reason;      /* --reason TEXT */
+  const char *text;        /* --text TEXT */
+  const char *status_arg;  /* --status S */
+  int batch;               /* --batch N; 0 = default */
+  int max_steps;           /* --max-steps N; 0 = until idle */
+  long long lease_ms;      /* --lease MS; 0 = the engine's default */
+  int history;             /* --history */
+  int attributes;          /* --attributes */
+  long long now;           /* --now MS */
+  int now_given;           /* 1 when --now was on the command line */
+  int status;              /* exit code of the first failure, 0 so far */
+  chm_meta *m;             /* open meta-store, closed by cli_release */
+  chm_instance *inst;      /* open instance store, closed by cli_release */
+  FILE *outf;              /* file opened for -o, closed by cli_release */
 };
 
 /* cli_parse(c, cmd, argc, argv): parse argv[0..argc) (the command word
@@ -104,6 +142,12 @@ struct cli {
 ** arguments may be mixed, `--` ends options. Fills c; returns CLI_EXIT_OK
 ** or CLI_EXIT_USAGE after printing the problem and the usage. */
 int cli_parse(cli *c, const cli_cmd *cmd, int argc, char **argv);
+
+/* cli_set_clock(c): install the engine's virtual clock for this process
+** from --now MS, else from $CHAMELEON_NOW when set (chm_clock_set_virtual).
+** Returns CLI_EXIT_OK or a usage error for a value that is not a number of
+** milliseconds since the epoch. */
+int cli_set_clock(cli *c);
 
 /* cli_usage(cmd, f): print "usage: chameleon NAME ARGS" to f. */
 void cli_usage(const cli_cmd *cmd, FILE *f);
@@ -159,6 +203,24 @@ int cli_cmd_describe(cli *c);
 int cli_cmd_check(cli *c);
 int cli_cmd_guide(cli *c);
 int cli_cmd_sql(cli *c);
+
+/* repl.c: the interactive REPL (and its piped form). */
+int cli_cmd_repl(cli *c);
+int cli_cmd_genesis(cli *c);
+int cli_cmd_checkout(cli *c);
+int cli_cmd_heartbeat(cli *c);
+int cli_cmd_submit(cli *c);
+int cli_cmd_fail(cli *c);
+int cli_cmd_pause(cli *c);
+int cli_cmd_resume(cli *c);
+int cli_cmd_clarify(cli *c);
+int cli_cmd_sweep(cli *c);
+int cli_cmd_run(cli *c);
+int cli_cmd_token(cli *c);
+int cli_cmd_queues(cli *c);
+int cli_cmd_tokens(cli *c);
+int cli_cmd_verify(cli *c);
+int cli_cmd_memory(cli *c);
 
 /* ===================================================================== */
 /* JSON reader (json.c): the library's reports as a read-only tree       */

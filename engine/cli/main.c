@@ -58,6 +58,106 @@ static const cli_opt opts_query[] = {
     O_HELP,
     O_END};
 
+#define O_NOW                                                                  \
+  {                                                                            \
+    "now", 0, "MS", OPT_NOW,                                                   \
+        "engine clock, ms since the epoch (else $CHAMELEON_NOW, else real)"    \
+  }
+#define O_ACTOR(help)                                                          \
+  { "actor", 0, "A", OPT_ACTOR, help }
+
+static const cli_opt opts_genesis[] = {
+    {"workflow", 0, "W", OPT_WORKFLOW,
+     "workflow of the token (default: the "
+     "master)"},
+    O_ACTOR("actor assigned to the ALPHA role (default: system)"),
+    {"attrs", 0, "JSON", OPT_ATTRS, "the attributes as one JSON object"},
+    {"attr", 0, "K=V", OPT_PAIR,
+     "one attribute (repeatable); V is JSON when it parses, else text"},
+    O_JSON,
+    O_NOW,
+    O_HELP,
+    O_END};
+static const cli_opt opts_checkout[] = {
+    O_ACTOR("the actor taking the work (required)"),
+    {"role", 0, "R", OPT_ROLE,
+     "its role: name, workflow/role or id "
+     "(required)"},
+    {"interaction", 0, "I", OPT_INTERACTION,
+     "take only from this inbound interaction"},
+    {"lease", 0, "MS", OPT_LEASE, "lease length (default 300000 ms)"},
+    O_JSON,
+    O_NOW,
+    O_HELP,
+    O_END};
+static const cli_opt opts_heartbeat[] = {O_ACTOR("the lease holder (required)"),
+                                         {"lease", 0, "MS", OPT_LEASE,
+                                          "new lease length from now (default "
+                                          "300000 ms)"},
+                                         O_JSON,
+                                         O_NOW,
+                                         O_HELP,
+                                         O_END};
+static const cli_opt opts_submit[] = {
+    O_ACTOR("the lease holder (required)"),
+    {"version", 0, "N", OPT_VERSION,
+     "the token version checkout gave (required)"},
+    {"set", 0, "K=V", OPT_PAIR,
+     "set an attribute (repeatable); V is JSON when it parses, else text"},
+    {"changes", 0, "JSON", OPT_CHANGES,
+     "the whole changes object (set, children, teach, fail, ...)"},
+    {"reasoning", 0, "TEXT", OPT_REASONING,
+     "why: stored with the new "
+     "values"},
+    O_JSON,
+    O_NOW,
+    O_HELP,
+    O_END};
+static const cli_opt opts_fail[] = {
+    O_ACTOR("the lease holder (required)"),
+    {"reason", 0, "TEXT", OPT_REASON, "why it failed (default: failed by A)"},
+    O_JSON,
+    O_NOW,
+    O_HELP,
+    O_END};
+static const cli_opt opts_pause[] = {
+    O_ACTOR("who does it, for a token (default: system)"), O_JSON, O_NOW,
+    O_HELP, O_END};
+static const cli_opt opts_clarify[] = {
+    O_ACTOR("the operator answering (default: system)"),
+    {"text", 0, "TEXT", OPT_TEXT, "the clarification (required)"},
+    O_JSON,
+    O_NOW,
+    O_HELP,
+    O_END};
+static const cli_opt opts_run[] = {
+    {"batch", 0, "N", OPT_BATCH, "operations per commit (default 1)"},
+    {"max-steps", 0, "N", OPT_MAX_STEPS,
+     "stop after N checkouts (default: until idle)"},
+    O_JSON,
+    O_NOW,
+    O_HELP,
+    O_END};
+static const cli_opt opts_token[] = {
+    {"history", 0, NULL, OPT_HISTORY, "also the token's log rows"},
+    {"attributes", 0, NULL, OPT_ATTRIBUTES,
+     "also every version of every attribute"},
+    O_JSON,
+    O_NOW,
+    O_HELP,
+    O_END};
+static const cli_opt opts_tokens[] = {
+    {"status", 0, "S", OPT_STATUS, "only tokens in status S (PENDING, ...)"},
+    O_JSON,
+    O_NOW,
+    O_HELP,
+    O_END};
+static const cli_opt opts_engine[] = {O_JSON, O_NOW, O_HELP, O_END};
+static const cli_opt opts_repl[] = {O_NOW, O_HELP, O_END};
+static const cli_opt opts_memory[] = {
+    O_ACTOR("set: the actor's playbook (default: the role's blueprint)"),
+    O_JSON, O_NOW, O_HELP, O_END};
+
 /* ===================================================================== */
 /* The command table                                                      */
 /* ===================================================================== */
@@ -150,6 +250,145 @@ const cli_cmd cli_commands[] = {
      "  chameleon sql --instance invoices.db \\\n"
      "      \"SELECT name, role_type FROM Local_Roles\"",
      1, 1},
+    {"repl", cli_cmd_repl, "[--now MS] [STORE]",
+     "interactive Lua inside a store's sandbox, with the engine bound",
+     "Open a Lua prompt inside STORE's own sandbox (an instance store or a\n"
+     "meta-store; none: a scratch meta-store in memory) with the engine bound\n"
+     "as functions (genesis, checkout, submit, token, queues, run, sql...).\n"
+     "An expression prints its value; an unfinished statement continues on a\n"
+     "second prompt; Tab completes names; Ctrl-C stops the running chunk;\n"
+     "dot-commands: .help .roles .queue .token .log .sql .quit. Standard\n"
+     "input that is not a terminal runs line by line as a script (exit 1 if\n"
+     "any chunk failed). History: $CHAMELEON_HISTORY or ~/.chameleon_history.",
+     opts_repl,
+     "  chameleon repl invoices.db\n"
+     "  echo 'queues()' | chameleon repl invoices.db",
+     0, 1},
+    {"genesis", cli_cmd_genesis,
+     "[--workflow W] [--actor A] [--attrs JSON | --attr K=V...] [--json] "
+     "INSTANCE",
+     "create a token and print its id",
+     "Create a base token in workflow W (default: the master workflow) at\n"
+     "its ALPHA role, holding the attributes given by --attrs (one JSON\n"
+     "object) and --attr K=V (V is JSON when it parses, else text; --attr\n"
+     "wins over --attrs), and route it to its first queue. The actor\n"
+     "(default: system) must be assigned to the ALPHA role. Prints the new\n"
+     "token's id.",
+     opts_genesis,
+     "  chameleon genesis invoices.db --actor ap-specialist \\\n"
+     "      --attr po_amount=100 --attr 'document=Vendor: ACME Amount: 120 "
+     "PO: 7'",
+     1, 1},
+    {"checkout", cli_cmd_checkout,
+     "--actor A --role R [--interaction I] [--lease MS] [--json] INSTANCE",
+     "take the oldest eligible token of a role",
+     "Give actor A the oldest token waiting in an inbound interaction of\n"
+     "role R (only I with --interaction), after its gates pass. The token\n"
+     "becomes ACTIVE under a lease (300000 ms unless --lease). Prints the\n"
+     "token: id, version (give it back to submit), status, role,\n"
+     "interaction, attributes, context and memory. Exit 4 when there is no\n"
+     "work.",
+     opts_checkout,
+     "  chameleon checkout invoices.db --actor finance-manager --role "
+     "FA-M-001",
+     1, 1},
+    {"heartbeat", cli_cmd_heartbeat,
+     "--actor A [--lease MS] [--json] INSTANCE UOW",
+     "extend the lease of a token the actor holds",
+     "Push the lease of ACTIVE token UOW held by A to now + the lease\n"
+     "length. The token's version does not change.",
+     opts_heartbeat, "  chameleon heartbeat invoices.db 01a2... --actor bob", 2,
+     2},
+    {"submit", cli_cmd_submit,
+     "--actor A --version N [--set K=V...] [--changes JSON] "
+     "[--reasoning TEXT] [--json] INSTANCE UOW",
+     "finish work on a token and route it on",
+     "Submit the actor's work on ACTIVE token UOW: N is the version\n"
+     "checkout gave (another version is a conflict, exit 5, and nothing is\n"
+     "written). --set K=V sets attributes (V is JSON when it parses, else\n"
+     "text); --changes gives the whole changes object (set, reasoning,\n"
+     "children, teach, give_up, end, fail; see docs/token-engine.md), which\n"
+     "--set and --reasoning extend. The token is then routed by the role's\n"
+     "outbound routing. Prints its new status and place.",
+     opts_submit,
+     "  chameleon submit invoices.db 01a2... --actor finance-manager \\\n"
+     "      --version 8 --set manager_decision=approve",
+     2, 2},
+    {"fail", cli_cmd_fail, "--actor A [--reason TEXT] [--json] INSTANCE UOW",
+     "send a token the actor holds to its Ate",
+     "Send ACTIVE token UOW held by A to the failure queue (the Ate) of its\n"
+     "workflow with the reason.",
+     opts_fail,
+     "  chameleon fail invoices.db 01a2... --actor bob --reason 'unreadable'",
+     2, 2},
+    {"pause", cli_cmd_pause, "[--actor A] [--json] INSTANCE [UOW]",
+     "pause a token, or the whole instance",
+     "The kill switch. With UOW, pause that live token (it keeps its status\n"
+     "for resume). Without, pause the instance: every operation that writes\n"
+     "is refused (exit 5) until 'chameleon resume INSTANCE'; queries still\n"
+     "work.",
+     opts_pause, "  chameleon pause invoices.db", 1, 2},
+    {"resume", cli_cmd_resume, "[--actor A] [--json] INSTANCE [UOW]",
+     "resume a paused token, or the whole instance",
+     "Undo pause: the token gets back the status it had (an ACTIVE token a\n"
+     "fresh lease), or the instance accepts writes again.",
+     opts_pause, "  chameleon resume invoices.db", 1, 2},
+    {"clarify", cli_cmd_clarify,
+     "[--actor A] --text TEXT [--json] INSTANCE UOW",
+     "answer a token stuck in ZOMBIED_SOFT",
+     "Store TEXT as a new version of the token's attribute \"clarification\",\n"
+     "reset its checkout count and make it PENDING again.",
+     opts_clarify,
+     "  chameleon clarify invoices.db 01a2... --text 'the PO is 4711'", 2, 2},
+    {"sweep", cli_cmd_sweep, "[--json] INSTANCE",
+     "fail expired leases and time out stale tokens",
+     "Zombie sweep: ACTIVE tokens whose lease expired go FAILED to Chronos.\n"
+     "Stale sweep: tokens that waited in an interaction longer than its\n"
+     "stale limit go TIMEOUT to Chronos. Run it from cron.",
+     opts_engine, "  chameleon sweep invoices.db", 1, 1},
+    {"run", cli_cmd_run, "[--batch N] [--max-steps N] [--json] INSTANCE",
+     "do the automated work as the actor system",
+     "Act as 'system' on every role it is assigned to: run step functions,\n"
+     "start child workflows, submit, until a whole pass finds no work (or\n"
+     "after N checkouts). A failing step sends its token to the Ate and the\n"
+     "run goes on. Prints steps, moves, failed and commits. Skills are not\n"
+     "available here (they are registered by a host program).",
+     opts_run, "  chameleon run invoices.db", 1, 1},
+    {"token", cli_cmd_token, "[--history] [--attributes] [--json] INSTANCE UOW",
+     "show one token",
+     "Print a token: status, place, version, lease, counters, attributes\n"
+     "and context; --history adds its log rows, --attributes every version\n"
+     "of every attribute. With --json, one object (the token, plus\n"
+     "\"history\" and \"attribute_versions\" when asked).",
+     opts_token, "  chameleon token invoices.db 01a2... --history", 2, 2},
+    {"queues", cli_cmd_queues, "[--json] INSTANCE",
+     "count the tokens waiting in every interaction",
+     "One line per interaction (master workflow first): the roles that\n"
+     "consume it, and how many tokens it holds in each status.",
+     opts_engine, "  chameleon queues invoices.db", 1, 1},
+    {"tokens", cli_cmd_tokens, "[--status S] [--json] INSTANCE",
+     "list tokens, oldest first",
+     "List every token (or those in status S: PENDING, ACTIVE, COMPLETED,\n"
+     "FAILED, TIMEOUT, ...), oldest first.",
+     opts_tokens, "  chameleon tokens invoices.db --status FAILED", 1, 1},
+    {"verify", cli_cmd_verify, "[--json] INSTANCE",
+     "check the hash chain of the log",
+     "Recompute the hash chain of Interaction_Logs. Exit 0 when every row\n"
+     "matches; exit 6, naming the first row that does not, when the log was\n"
+     "changed outside the engine. --json prints the report in both cases.",
+     opts_engine, "  chameleon verify invoices.db", 1, 1},
+    {"memory", cli_cmd_memory,
+     "[--actor A] [--json] INSTANCE (set ROLE KEY VALUE | toxic ID | decay "
+     "DAYS)",
+     "write, poison or decay role memory",
+     "set: write the role's global blueprint entry KEY (or, with --actor,\n"
+     "the actor's personal playbook entry); VALUE is JSON when it parses,\n"
+     "else text. toxic: never hand memory row ID out again. decay: delete\n"
+     "memory rows not read for DAYS days.",
+     opts_memory,
+     "  chameleon memory invoices.db set FA-M-001 tone '\"formal\"'\n"
+     "  chameleon memory invoices.db decay 90",
+     1, 5},
     {"help", cli_cmd_help, "[COMMAND]", "show the help of a command",
      "Without COMMAND, list every command; with COMMAND, print its help\n"
      "(the same as 'chameleon COMMAND --help').",
@@ -172,21 +411,28 @@ static void global_help(FILE *f) {
         "       chameleon --help | --version\n"
         "\n"
         "Chameleon workflow engine: keep workflow blueprints in a meta-store,\n"
-        "create air-gapped instance stores from them and inspect both.\n"
+        "create air-gapped instance stores from them, move tokens through\n"
+        "them and inspect both.\n"
         "\n"
         "Commands:\n",
         f);
   for (const cli_cmd *cmd = cli_commands; cmd->name; cmd++)
     fprintf(f, "  %-12s %s\n", cmd->name, cmd->summary);
-  fputs("\n"
-        "Options may come before or after arguments; '--' ends options.\n"
-        "Run 'chameleon COMMAND --help' for the options of one command.\n"
-        "\n"
-        "Environment:\n"
-        "  CHAMELEON_META  default meta-store path (else ./chameleon-meta.db)\n"
-        "\n"
-        "Exit status:\n",
-        f);
+  fputs(
+      "\n"
+      "Options may come before or after arguments; '--' ends options.\n"
+      "Run 'chameleon COMMAND --help' for the options of one command.\n"
+      "\n"
+      "Global options:\n"
+      "  --now MS        run with the engine's clock set to MS (milliseconds\n"
+      "                  since the epoch) instead of the real time\n"
+      "\n"
+      "Environment:\n"
+      "  CHAMELEON_META  default meta-store path (else ./chameleon-meta.db)\n"
+      "  CHAMELEON_NOW   as --now MS, when --now is not given\n"
+      "\n"
+      "Exit status:\n",
+      f);
 #define XX(name, value, msg) fprintf(f, "  %d  %s\n", value, msg);
   CLI_EXIT_MAP(XX)
 #undef XX
@@ -221,6 +467,8 @@ int cli_exit_of(int rc) {
   case CHM_STATE:
   case CHM_DENIED:
     return CLI_EXIT_CONFLICT;
+  case CHM_CORRUPT:
+    return CLI_EXIT_CORRUPT;
   default:
     return CLI_EXIT_ERROR;
   }
@@ -355,6 +603,9 @@ void cli_release(cli *c) {
   if (c->outf)
     fclose(c->outf);
   free(c->pos);
+  free(c->pairs);
+  c->pairs = NULL;
+  c->npairs = 0;
   c->m = NULL;
   c->inst = NULL;
   c->outf = NULL;
@@ -370,8 +621,11 @@ void cli_release(cli *c) {
 ** command word, so `chameleon --meta m.db list` works. */
 static int takes_value(const char *a) {
   static const char *const with_value[] = {
-      "--meta", "--instance", "--out", "--output",
-      "--name", "--version",  "-o",    NULL};
+      "--meta",        "--instance", "--out",      "--output",  "--name",
+      "--version",     "--now",      "--workflow", "--actor",   "--role",
+      "--interaction", "--attrs",    "--attr",     "--changes", "--set",
+      "--reasoning",   "--reason",   "--text",     "--batch",   "--max-steps",
+      "--lease",       "--status",   "-o",         NULL};
   for (int i = 0; with_value[i]; i++)
     if (strcmp(a, with_value[i]) == 0)
       return 1;
@@ -435,6 +689,8 @@ static int run(cli *c, int argc, char **argv) {
     cli_help(cmd, stdout);
     return CLI_EXIT_OK;
   }
+  if ((rc = cli_set_clock(c)) != CLI_EXIT_OK)
+    return rc;
   rc = cmd->run(c);
   return rc ? rc : c->status;
 }

@@ -1,10 +1,14 @@
 /*
 ** lmodule.c — the Lua module `chameleon` (require "chameleon" from plain
 ** lua5.4 or busted). A thin client of the public C API: every method calls
-** one chm_* function and turns its JSON answer into Lua tables. Expected
-** failures return nil, message, CODE; misuse (wrong argument types, a
-** closed handle) raises an error.
+** one chm_* function, passes tables in as canonical JSON and turns the JSON
+** answer into Lua tables. Expected failures return nil, message, CODE;
+** misuse (wrong argument types, a closed handle, CHM_MISUSE) raises. Skills
+** registered from Lua are functions of the HOST state, called back by the
+** engine through one C trampoline (see "Skills"). Reference:
+** docs/lua-api.md.
 */
+#include <stdlib.h>
 #include <string.h>
 
 #include "chm_int.h"
@@ -16,9 +20,25 @@ typedef struct meta_ud {
   chm_meta *m; /* NULL once closed */
 } meta_ud;
 
-typedef struct inst_ud {
+typedef struct inst_ud inst_ud;
+
+/* One skill registered from Lua: the `ud` the engine passes back to
+** skill_cb. malloc'ed, listed in its instance and freed after the engine
+** handle is closed (the engine keeps the pointer until then). The Lua
+** function itself lives in the instance userdata's user value (a table
+** name -> function), so a skill that captures its instance does not keep
+** it alive forever as a registry reference would. */
+typedef struct skill {
+  struct skill *next; /* next skill of the same instance */
+  inst_ud *owner;     /* the instance userdata (does not move) */
+  char name[];        /* the name the step scripts call */
+} skill;
+
+struct inst_ud {
   chm_instance *i; /* NULL once closed */
-} inst_ud;
+  lua_State *L;    /* host thread inside inst:run(), else NULL (busy flag) */
+  skill *skills;   /* skills registered on this handle */
+};
 
 /* Pushes nil, msg, CODE and returns 3.   [-0, +3, m] */
 static int push_fail(lua_State *L, int rc, const char *msg) {
@@ -37,13 +57,18 @@ static void push_json(lua_State *L, char *text) {
   }
   bad = chm__json_decode(L, text, strlen(text));
   chm_free(text);
-  if (bad) lua_error(L);
+  if (bad)
+    lua_error(L);
 }
 
 /* Turns (rc, out, msg) into Lua results. A failing call that still
 ** produced a report returns nil, msg, CODE, report. */
 static int finish(lua_State *L, int rc, char *out, const char *msg,
                   int as_text) {
+  if (rc == CHM_MISUSE) { /* a programming error: raise, as for bad args */
+    chm_free(out);
+    return luaL_error(L, "%s", msg != NULL ? msg : chm_errstr(rc));
+  }
   if (rc == CHM_OK) {
     if (as_text) {
       lua_pushstring(L, out);
@@ -65,7 +90,8 @@ static int finish(lua_State *L, int rc, char *out, const char *msg,
 
 static chm_meta *checkmeta(lua_State *L) {
   meta_ud *u = luaL_checkudata(L, 1, META_MT);
-  if (u->m == NULL) luaL_error(L, "attempt to use a closed meta-store");
+  if (u->m == NULL)
+    luaL_error(L, "attempt to use a closed meta-store");
   return u->m;
 }
 
@@ -133,9 +159,9 @@ static int l_meta_export(lua_State *L) {
   chm_meta *m = checkmeta(L);
   char *out = NULL;
   int fmt = luaL_checkoption(L, 3, "json", fmts);
-  int rc = chm_meta_export(m, luaL_checkstring(L, 2),
-                           (int)luaL_optinteger(L, 4, 0),
-                           fmt == 1 ? CHM_EXPORT_DOT : CHM_EXPORT_JSON, &out);
+  int rc =
+      chm_meta_export(m, luaL_checkstring(L, 2), (int)luaL_optinteger(L, 4, 0),
+                      fmt == 1 ? CHM_EXPORT_DOT : CHM_EXPORT_JSON, &out);
   return finish(L, rc, out, chm_meta_errmsg(m), 1);
 }
 
@@ -169,7 +195,8 @@ static int l_meta_query(lua_State *L) {
 /* Reads {instructions=, deadline_ms=, memory_bytes=} at idx into lim. */
 static void check_limits(lua_State *L, int idx, chm_limits *lim) {
   memset(lim, 0, sizeof *lim);
-  if (lua_isnoneornil(L, idx)) return;
+  if (lua_isnoneornil(L, idx))
+    return;
   luaL_checktype(L, idx, LUA_TTABLE);
   lua_getfield(L, idx, "instructions");
   lim->instructions = (uint64_t)luaL_optinteger(L, -1, 0);
@@ -205,19 +232,33 @@ static const luaL_Reg meta_methods[] = {
 
 /* ---- instance stores ----------------------------------------------------- */
 
-static chm_instance *checkinst(lua_State *L) {
+/* The open instance at index 1; raises on a closed handle and on any use
+** from inside one of its own skills (the engine is then in the middle of
+** inst:run() on this very handle and cannot be re-entered). */
+static inst_ud *checkud(lua_State *L) {
   inst_ud *u = luaL_checkudata(L, 1, INST_MT);
-  if (u->i == NULL) luaL_error(L, "attempt to use a closed instance");
-  return u->i;
+  if (u->i == NULL)
+    luaL_error(L, "attempt to use a closed instance");
+  if (u->L != NULL)
+    luaL_error(L, "attempt to use an instance from inside one of its skills "
+                  "(the engine is busy running its steps)");
+  return u;
 }
 
-/* chameleon.open_instance(path) -> instance | nil, err, code */
+static chm_instance *checkinst(lua_State *L) { return checkud(L)->i; }
+
+/* chameleon.open_instance(path) -> instance | nil, err, code
+**   [-1, +1|3, e] */
 static int l_open_instance(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  inst_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+  inst_ud *u = lua_newuserdatauv(L, sizeof *u, 1);
   int rc;
   u->i = NULL;
+  u->L = NULL;
+  u->skills = NULL;
   luaL_setmetatable(L, INST_MT);
+  lua_newtable(L); /* user value: skill name -> host function */
+  lua_setiuservalue(L, -2, 1);
   rc = chm_instance_open(path, &u->i);
   if (rc != CHM_OK) {
     int n = push_fail(L, rc, chm_instance_errmsg(u->i));
@@ -228,14 +269,28 @@ static int l_open_instance(lua_State *L) {
   return 1;
 }
 
+/* instance:close()   [-1, +0, e]; also __gc and __close. Closes the engine
+** handle first (so no skill can be called any more), then frees the skill
+** records and drops the skill functions. Idempotent. */
 static int l_inst_close(lua_State *L) {
   inst_ud *u = luaL_checkudata(L, 1, INST_MT);
+  skill *s, *next;
+  if (u->L != NULL)
+    return luaL_error(L, "attempt to close an instance from inside one of "
+                         "its skills");
   chm_instance_close(u->i);
   u->i = NULL;
+  for (s = u->skills; s != NULL; s = next) {
+    next = s->next;
+    free(s);
+  }
+  u->skills = NULL;
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, 1);
   return 0;
 }
 
-/* instance:describe() -> table | nil, err, code */
+/* instance:describe() -> table | nil, err, code   [-1, +1|3, e] */
 static int l_inst_describe(lua_State *L) {
   chm_instance *i = checkinst(L);
   char *out = NULL;
@@ -243,7 +298,7 @@ static int l_inst_describe(lua_State *L) {
   return finish(L, rc, out, chm_instance_errmsg(i), 0);
 }
 
-/* instance:validate() -> report | nil, err, code, report */
+/* instance:validate() -> report | nil, err, code, report   [-1, +1|4, e] */
 static int l_inst_validate(lua_State *L) {
   chm_instance *i = checkinst(L);
   char *out = NULL;
@@ -251,7 +306,7 @@ static int l_inst_validate(lua_State *L) {
   return finish(L, rc, out, chm_instance_errmsg(i), 0);
 }
 
-/* instance:query(sql) -> rows | nil, err, code */
+/* instance:query(sql) -> rows | nil, err, code   [-2, +1|3, e] */
 static int l_inst_query(lua_State *L) {
   chm_instance *i = checkinst(L);
   char *out = NULL;
@@ -259,7 +314,8 @@ static int l_inst_query(lua_State *L) {
   return finish(L, rc, out, chm_instance_errmsg(i), 0);
 }
 
-/* instance:eval(source [, limits]) -> value | nil, err, code */
+/* instance:eval(source [, limits]) -> value | nil, err, code
+**   [-2|3, +1|3, e] */
 static int l_inst_eval(lua_State *L) {
   chm_instance *i = checkinst(L);
   chm_limits lim;
@@ -275,27 +331,487 @@ static int l_inst_eval(lua_State *L) {
   return finish(L, rc, out, chm_instance_errmsg(i), 0);
 }
 
+/* ---- tokens: argument helpers -------------------------------------------- */
+
+/* JSON text of the table at idx, or NULL when the argument is absent or
+** nil. The text is pushed (it lives as long as that stack slot); raises
+** when the value is not a table or JSON cannot hold it.   [-0, +0|1, e] */
+static const char *opt_table_json(lua_State *L, int idx, const char *what) {
+  if (lua_isnoneornil(L, idx))
+    return NULL;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  if (chm__json_encode(L, idx, 0) != 0)
+    luaL_error(L, "bad argument #%d (%s): %s", idx - 1, what,
+               lua_tostring(L, -1));
+  return lua_tostring(L, -1);
+}
+
+/* JSON text of any value at idx (nil and none as null), pushed.
+**   [-0, +1, e] */
+static const char *value_json(lua_State *L, int idx, const char *what) {
+  if (lua_isnoneornil(L, idx)) {
+    lua_pushliteral(L, "null");
+    return lua_tostring(L, -1);
+  }
+  if (chm__json_encode(L, idx, 0) != 0)
+    luaL_error(L, "bad argument #%d (%s): %s", idx - 1, what,
+               lua_tostring(L, -1));
+  return lua_tostring(L, -1);
+}
+
+/* The string field `key` of the optional options table at idx, or NULL.
+** Leaves the value on the stack.   [-0, +1, e] */
+static const char *opt_field_string(lua_State *L, int idx, const char *key) {
+  const char *v;
+  lua_getfield(L, idx, key);
+  if (lua_isnil(L, -1))
+    return NULL;
+  v = lua_tostring(L, -1);
+  if (v == NULL)
+    luaL_error(L, "bad option '%s' (string expected, got %s)", key,
+               luaL_typename(L, -1));
+  return v;
+}
+
+/* The integer field `key` of the options table at idx, or 0.
+**   [-0, +0, e] */
+static int opt_field_int(lua_State *L, int idx, const char *key) {
+  lua_Integer v;
+  int isnum;
+  lua_getfield(L, idx, key);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  v = lua_tointegerx(L, -1, &isnum);
+  if (!isnum || v < 0 || v > 0x7fffffff)
+    luaL_error(L, "bad option '%s' (a non-negative integer expected)", key);
+  lua_pop(L, 1);
+  return (int)v;
+}
+
+/* ---- tokens: operations -------------------------------------------------- */
+
+/* instance:genesis([attrs [, {workflow=, actor=}]]) -> uow_id
+**   | nil, err, code   [-1..3, +1|3, e]
+** A base token of `workflow` (default: the master) made by `actor`
+** (default: "system") holding the attributes of the table attrs. */
+static int l_inst_genesis(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  const char *attrs = NULL, *wf = NULL, *actor = NULL;
+  char *out = NULL;
+  int rc;
+  lua_settop(L, 3);
+  if (!lua_isnil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    wf = opt_field_string(L, 3, "workflow");
+    actor = opt_field_string(L, 3, "actor");
+  }
+  attrs = opt_table_json(L, 2, "attributes");
+  rc = chm_genesis(i, wf, attrs, actor, &out);
+  return finish(L, rc, out, chm_instance_errmsg(i), 1);
+}
+
+/* instance:checkout(actor, role [, interaction]) -> token
+**   | nil, err, code   [-3|4, +1|3, e] */
+static int l_inst_checkout(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  const char *actor = luaL_checkstring(L, 2);
+  const char *role = luaL_checkstring(L, 3);
+  const char *inter = luaL_optstring(L, 4, NULL);
+  char *out = NULL;
+  int rc = chm_checkout(i, actor, role, inter, &out);
+  return finish(L, rc, out, chm_instance_errmsg(i), 0);
+}
+
+/* instance:heartbeat(uow_id, actor) -> true | nil, err, code
+**   [-3, +1|3, e] */
+static int l_inst_heartbeat(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  int rc = chm_heartbeat(i, luaL_checkstring(L, 2), luaL_checkstring(L, 3));
+  return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
+}
+
+/* instance:submit(uow_id, actor, version [, changes]) -> result
+**   | nil, err, code   [-4|5, +1|3, e]
+** changes: {set=, reasoning=, children=, teach=, give_up=, ["end"]=,
+** fail=} as chm_submit; result {uow_id, status, interaction, version,
+** children}. */
+static int l_inst_submit(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  const char *uow = luaL_checkstring(L, 2);
+  const char *actor = luaL_checkstring(L, 3);
+  lua_Integer version = luaL_checkinteger(L, 4);
+  const char *changes;
+  char *out = NULL;
+  int rc;
+  lua_settop(L, 5);
+  changes = opt_table_json(L, 5, "changes");
+  rc = chm_submit(i, uow, actor, (int64_t)version, changes, &out);
+  return finish(L, rc, out, chm_instance_errmsg(i), 0);
+}
+
+/* instance:fail(uow_id, actor [, reason]) -> true | nil, err, code
+**   [-3|4, +1|3, e] */
+static int l_inst_fail(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  int rc = chm_fail(i, luaL_checkstring(L, 2), luaL_checkstring(L, 3),
+                    luaL_optstring(L, 4, NULL));
+  return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
+}
+
+/* instance:pause(uow_id [, actor]) / instance:resume(uow_id [, actor])
+**   -> true | nil, err, code   [-2|3, +1|3, e]; actor default "system". */
+static int l_inst_pause(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  int rc = chm_pause(i, luaL_checkstring(L, 2), luaL_optstring(L, 3, NULL));
+  return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
+}
+
+static int l_inst_resume(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  int rc = chm_resume(i, luaL_checkstring(L, 2), luaL_optstring(L, 3, NULL));
+  return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
+}
+
+/* instance:pause_instance() / instance:resume_instance()
+**   -> true | nil, err, code   [-1, +1|3, e] */
+static int l_inst_pause_instance(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  int rc = chm_instance_pause(i);
+  return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
+}
+
+static int l_inst_resume_instance(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  int rc = chm_instance_resume(i);
+  return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
+}
+
+/* instance:clarify(uow_id, actor|nil, text) -> true | nil, err, code
+**   [-4, +1|3, e]; actor nil = "system". */
+static int l_inst_clarify(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  const char *uow = luaL_checkstring(L, 2);
+  const char *actor = luaL_optstring(L, 3, NULL);
+  const char *text = luaL_checkstring(L, 4);
+  int rc = chm_clarify(i, uow, actor, text);
+  return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
+}
+
+/* instance:sweep() -> {zombies, stale, zombie_ids, stale_ids}
+**   | nil, err, code   [-1, +1|3, e] */
+static int l_inst_sweep(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  char *out = NULL;
+  int rc = chm_sweep(i, &out);
+  return finish(L, rc, out, chm_instance_errmsg(i), 0);
+}
+
+/* instance:run([{batch=, max_steps=}]) -> {steps, moves, failed, commits}
+**   | nil, err, code   [-1|2, +1|3, e]
+** The only call during which skills run: the calling thread is recorded
+** for skill_cb and the handle refuses any other use until it returns. */
+static int l_inst_run(lua_State *L) {
+  inst_ud *u = checkud(L);
+  chm_run_opts opts;
+  char *out = NULL;
+  int rc;
+  memset(&opts, 0, sizeof opts);
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    opts.batch = opt_field_int(L, 2, "batch");
+    opts.max_steps = opt_field_int(L, 2, "max_steps");
+  }
+  u->L = L; /* nothing below raises until it is cleared */
+  rc = chm_run(u->i, &opts, &out);
+  u->L = NULL;
+  return finish(L, rc, out, chm_instance_errmsg(u->i), 0);
+}
+
+/* ---- tokens: queries ----------------------------------------------------- */
+
+/* instance:token(uow_id) -> token | nil, err, code   [-2, +1|3, e] */
+static int l_inst_token(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  char *out = NULL;
+  int rc = chm_token_get(i, luaL_checkstring(L, 2), &out);
+  return finish(L, rc, out, chm_instance_errmsg(i), 0);
+}
+
+/* instance:history(uow_id) -> {log row...} | nil, err, code
+**   [-2, +1|3, e] */
+static int l_inst_history(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  char *out = NULL;
+  int rc = chm_token_history(i, luaL_checkstring(L, 2), &out);
+  return finish(L, rc, out, chm_instance_errmsg(i), 0);
+}
+
+/* instance:attributes(uow_id) -> {attribute version...}
+**   | nil, err, code   [-2, +1|3, e] */
+static int l_inst_attributes(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  char *out = NULL;
+  int rc = chm_token_attributes(i, luaL_checkstring(L, 2), &out);
+  return finish(L, rc, out, chm_instance_errmsg(i), 0);
+}
+
+/* instance:queues() -> {queue...} | nil, err, code   [-1, +1|3, e] */
+static int l_inst_queues(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  char *out = NULL;
+  int rc = chm_queues(i, &out);
+  return finish(L, rc, out, chm_instance_errmsg(i), 0);
+}
+
+/* instance:tokens([status]) -> {token summary...} | nil, err, code
+**   [-1|2, +1|3, e] */
+static int l_inst_tokens(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  char *out = NULL;
+  int rc = chm_tokens(i, luaL_optstring(L, 2, NULL), &out);
+  return finish(L, rc, out, chm_instance_errmsg(i), 0);
+}
+
+/* instance:verify() -> {rows, ok=true, first_bad=json.null}
+**   | nil, err, "CORRUPT", report   [-1, +1|4, e] */
+static int l_inst_verify(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  char *out = NULL;
+  int rc = chm_verify(i, &out);
+  return finish(L, rc, out, chm_instance_errmsg(i), 0);
+}
+
+/* ---- memory and settings ------------------------------------------------- */
+
+/* instance:memory_set(role, actor|nil, key, value) -> true
+**   | nil, err, code   [-5, +1|3, e]
+** actor nil: the role's Global Blueprint; value: any JSON-able value. */
+static int l_inst_memory_set(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  const char *role = luaL_checkstring(L, 2);
+  const char *actor = luaL_optstring(L, 3, NULL);
+  const char *key = luaL_checkstring(L, 4);
+  const char *value;
+  int rc;
+  lua_settop(L, 5);
+  value = value_json(L, 5, "value");
+  rc = chm_memory_set(i, role, actor, key, value);
+  return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
+}
+
+/* instance:memory_mark_toxic(memory_id) -> true | nil, err, code
+**   [-2, +1|3, e] */
+static int l_inst_memory_mark_toxic(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  int rc = chm_memory_mark_toxic(i, luaL_checkstring(L, 2));
+  return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
+}
+
+/* instance:memory_decay(days) -> removed | nil, err, code
+**   [-2, +1|3, e] */
+static int l_inst_memory_decay(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  lua_Integer days = luaL_checkinteger(L, 2);
+  int removed = 0, rc;
+  luaL_argcheck(L, days >= 0 && days <= 0x7fffffff, 2,
+                "days must be a non-negative integer");
+  rc = chm_memory_decay(i, (int)days, &removed);
+  if (rc != CHM_OK)
+    return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
+  lua_pushinteger(L, removed);
+  return 1;
+}
+
+/* instance:set_lease_ms(ms) -> true   [-2, +1, e]; ms <= 0 raises. */
+static int l_inst_set_lease_ms(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  int rc = chm_set_lease_ms(i, (int64_t)luaL_checkinteger(L, 2));
+  return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
+}
+
+/* ---- skills -------------------------------------------------------------- */
+
+/* A skill registered from Lua runs in the HOST state, not in the engine's
+** sandbox: the engine calls skill_cb (C) from inside a step, and skill_cb
+** calls the host function on the thread that called inst:run(), which is
+** suspended in chm_run and so may run Lua. The host state is not a sandbox
+** (no budget, no cap: it is the caller's own code), so chm__pcall, the
+** library's one door, does not apply; skill_cb is the one other protected
+** call, and it must be protected: an error escaping it would longjmp
+** through the engine's C frames. Its failure becomes the skill's error
+** ("skill 'x' failed: ...") inside the step. */
+
+/* What skill_cb hands to skill_body across the protected call. */
+typedef struct skill_call {
+  const skill *s;   /* the skill being called */
+  const char *args; /* canonical JSON of the argument */
+  char *result;     /* malloc'ed JSON of the result, or NULL (null) */
+} skill_call;
+
+/* skill_body(instance, call) -> nothing   [-2, +0, e]
+** Decodes the argument, calls the host function, encodes its result. */
+static int skill_body(lua_State *L) {
+  skill_call *k = lua_touserdata(L, 2);
+  const char *text;
+  size_t n;
+  lua_getiuservalue(L, 1, 1);
+  if (lua_getfield(L, -1, k->s->name) != LUA_TFUNCTION)
+    return luaL_error(L, "no Lua function for skill '%s'", k->s->name);
+  if (strcmp(k->args, "null") == 0)
+    lua_pushnil(L);
+  else if (chm__json_decode(L, k->args, strlen(k->args)) != 0)
+    return lua_error(L);
+  lua_call(L, 1, 1);
+  if (lua_isnil(L, -1))
+    return 0;
+  if (chm__json_encode(L, -1, 0) != 0)
+    return luaL_error(L, "its result cannot be sent as JSON: %s",
+                      lua_tostring(L, -1));
+  text = lua_tolstring(L, -1, &n);
+  if ((k->result = malloc(n + 1)) == NULL)
+    return luaL_error(L, "out of memory copying its result");
+  memcpy(k->result, text, n + 1);
+  return 0;
+}
+
+/* A malloc'ed copy of s (the engine frees it with free()), or NULL. */
+static char *dup_msg(const char *s) {
+  size_t n = strlen(s);
+  char *p = malloc(n + 1);
+  if (p != NULL)
+    memcpy(p, s, n + 1);
+  return p;
+}
+
+/* The chm_skill_cb of every Lua skill; ud is its skill record. Raises
+** nothing in either state; restores the host stack on every path. */
+static int skill_cb(void *ud, const char *args_json, char **result_json,
+                    char **error) {
+  const skill *s = ud;
+  inst_ud *u = s->owner;
+  lua_State *L = u->L;
+  skill_call k;
+  int top, status;
+  if (L == NULL || lua_touserdata(L, 1) != u) {
+    *error = dup_msg("a Lua skill can only run inside inst:run()");
+    return 1;
+  }
+  if (!lua_checkstack(L, 8)) {
+    *error = dup_msg("the host Lua stack is full");
+    return 1;
+  }
+  k.s = s;
+  k.args = args_json != NULL ? args_json : "null";
+  k.result = NULL;
+  top = lua_gettop(L);
+  lua_pushcfunction(L, skill_body); /* light C function: no allocation */
+  lua_pushvalue(L, 1);              /* the instance: its skill table */
+  lua_pushlightuserdata(L, &k);
+  status = lua_pcall(L, 2, 0, 0);
+  if (status != LUA_OK) {
+    const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                   : "(error object is not "
+                                                     "a string)";
+    free(k.result);
+    *error = dup_msg(m);
+    lua_settop(L, top);
+    return 1;
+  }
+  lua_settop(L, top);
+  *result_json = k.result;
+  return 0;
+}
+
+/* instance:register_skill(name, fn) -> true   [-3, +1, e]
+** Makes the host function fn(args) -> result callable by step scripts as
+** ctx.skills[name](args), during inst:run(). Arguments and results cross
+** as JSON (nil is null); an error raised by fn becomes the step's error.
+** Registering a name again replaces the function. A bad name raises. */
+static int l_inst_register_skill(lua_State *L) {
+  inst_ud *u = checkud(L);
+  const char *name = luaL_checkstring(L, 2);
+  size_t n = strlen(name);
+  skill *s;
+  int rc;
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  for (s = u->skills; s != NULL; s = s->next)
+    if (strcmp(s->name, name) == 0)
+      break;
+  if (s == NULL) {
+    if ((s = malloc(sizeof *s + n + 1)) == NULL)
+      return luaL_error(L, "out of memory registering skill '%s'", name);
+    s->owner = u;
+    memcpy(s->name, name, n + 1);
+    rc = chm_register_skill(u->i, name, skill_cb, s);
+    if (rc != CHM_OK) {
+      free(s);
+      return finish(L, rc, NULL, chm_instance_errmsg(u->i), 0);
+    }
+    s->next = u->skills;
+    u->skills = s;
+  }
+  lua_getiuservalue(L, 1, 1);
+  lua_pushvalue(L, 3);
+  lua_setfield(L, -2, name);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg inst_methods[] = {
-    {"describe", l_inst_describe}, {"validate", l_inst_validate},
-    {"query", l_inst_query},       {"eval", l_inst_eval},
-    {"close", l_inst_close},       {NULL, NULL}};
+    {"describe", l_inst_describe},
+    {"validate", l_inst_validate},
+    {"query", l_inst_query},
+    {"eval", l_inst_eval},
+    {"genesis", l_inst_genesis},
+    {"checkout", l_inst_checkout},
+    {"heartbeat", l_inst_heartbeat},
+    {"submit", l_inst_submit},
+    {"fail", l_inst_fail},
+    {"pause", l_inst_pause},
+    {"resume", l_inst_resume},
+    {"pause_instance", l_inst_pause_instance},
+    {"resume_instance", l_inst_resume_instance},
+    {"clarify", l_inst_clarify},
+    {"sweep", l_inst_sweep},
+    {"run", l_inst_run},
+    {"token", l_inst_token},
+    {"history", l_inst_history},
+    {"attributes", l_inst_attributes},
+    {"queues", l_inst_queues},
+    {"tokens", l_inst_tokens},
+    {"verify", l_inst_verify},
+    {"memory_set", l_inst_memory_set},
+    {"memory_mark_toxic", l_inst_memory_mark_toxic},
+    {"memory_decay", l_inst_memory_decay},
+    {"set_lease_ms", l_inst_set_lease_ms},
+    {"register_skill", l_inst_register_skill},
+    {"close", l_inst_close},
+    {NULL, NULL}};
 
 /* ---- module -------------------------------------------------------------- */
 
-/* chameleon.clock_set_virtual(ms) / clock_advance(ms) / clock_real() /
-** clock_now() -> ms */
+/* The engine's clock, process-wide (chameleon.h "Time").
+** chameleon.clock_set_virtual(ms)   [-1, +0, e] */
 static int l_clock_set_virtual(lua_State *L) {
   chm_clock_set_virtual((int64_t)luaL_checkinteger(L, 1));
   return 0;
 }
+
+/* chameleon.clock_advance(ms)   [-1, +0, e] */
 static int l_clock_advance(lua_State *L) {
   chm_clock_advance((int64_t)luaL_checkinteger(L, 1));
   return 0;
 }
+
+/* chameleon.clock_real()   [-0, +0, -] */
 static int l_clock_real(lua_State *L) {
   chm_clock_set_real();
   return 0;
 }
+
+/* chameleon.clock_now() -> ms   [-0, +1, -] */
 static int l_clock_now(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)chm_clock_now());
   return 1;
