@@ -7,6 +7,7 @@ local util = require("util")
 local validate = require("validate")
 local expr = require("expr")
 local meta = require("meta")
+local dot = require("dot")
 
 local json = chm.json
 local null = json.null
@@ -97,6 +98,25 @@ function M.describe(db)
     out.workflows[#out.workflows + 1] = def
   end
   return out
+end
+
+-- dot(db) -> DOT text of the master workflow with, on each interaction,
+-- how many tokens ever entered it (distinct tokens in its log rows) and
+-- how many are there now.
+function M.dot(db)
+  local w = db:one("SELECT * FROM Local_Workflows WHERE is_master = 1")
+  if not w then return nil, "this instance has no master workflow", "CORRUPT" end
+  local counts = {}
+  for _, r in ipairs(db:rows([[
+      SELECT i.name,
+             (SELECT count(DISTINCT l.uow_id) FROM Interaction_Logs l
+               WHERE l.interaction_id = i.interaction_id) AS seen,
+             (SELECT count(*) FROM UnitsOfWork u
+               WHERE u.current_interaction_id = i.interaction_id) AS here
+      FROM Local_Interactions i WHERE i.local_workflow_id = ?]], w.local_workflow_id)) do
+    counts[r.name] = string.format("%d tokens, %d here", r.seen, r.here)
+  end
+  return dot.render(definition(db, w), counts)
 end
 
 -- validate(db) -> report, [msg, "INVALID"]: re-run import validation on

@@ -25,7 +25,9 @@ local function start(bindings)
   -- print writes to the REPL's output, like lua.c's print
   env.print = function(...)
     local parts = table.pack(...)
-    for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+    for i = 1, parts.n do
+      parts[i] = parts[i] == chm.json.null and "null" or tostring(parts[i])
+    end
     M.out[#M.out + 1] = table.concat(parts, "\t", 1, parts.n)
   end
   names[#names + 1] = "print"

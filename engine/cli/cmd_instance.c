@@ -97,6 +97,20 @@ int cli_cmd_describe(cli *c) {
 
   if ((rc = cli_open_instance(c, c->pos[0])))
     return rc;
+  if (c->dot) {
+    if ((rc = chm_instance_dot(c->inst, &json)) != CHM_OK) {
+      chm_free(json);
+      return cli_instance_fail(c, rc, NULL);
+    }
+    if (c->output != NULL && (c->outf = fopen(c->output, "w")) == NULL) {
+      chm_free(json);
+      return cli_error(c, CLI_EXIT_ERROR, "check the directory exists",
+                       "%s: cannot write", c->output);
+    }
+    fputs(json, c->outf != NULL ? c->outf : stdout);
+    chm_free(json);
+    return CLI_EXIT_OK;
+  }
   if ((rc = chm_instance_describe(c->inst, &json)) != CHM_OK) {
     chm_free(json);
     return cli_instance_fail(c, rc, NULL);

@@ -51,6 +51,12 @@ static const cli_opt opts_instantiate[] = {
     O_HELP,
     O_END};
 static const cli_opt opts_instance[] = {O_JSON, O_HELP, O_END};
+static const cli_opt opts_describe[] = {
+    O_JSON,
+    {"dot", 0, NULL, OPT_DOT,
+     "Graphviz DOT of the master workflow with token counts"},
+    {"output", 'o', "FILE", OPT_OUTPUT, "write to FILE instead of stdout"},
+    O_HELP, O_END};
 static const cli_opt opts_query[] = {
     {"meta", 0, "PATH", OPT_META, "query this meta-store (the default store)"},
     O_INSTANCE,
@@ -222,13 +228,17 @@ const cli_cmd cli_commands[] = {
      opts_instantiate,
      "  chameleon instantiate WF-FIN-001 --out invoices.db --name invoices", 1,
      1},
-    {"describe", cli_cmd_describe, "[--json] INSTANCE.db",
+    {"describe", cli_cmd_describe, "[--json | --dot [-o FILE]] INSTANCE.db",
      "describe an instance store",
      "Print the instance context and, for every workflow the instance holds\n"
      "(the master first), its roles, interactions, components and guardians,\n"
      "then the actors and their role assignments. Reads the instance file\n"
-     "alone.",
-     opts_instance, "  chameleon describe invoices.db", 1, 1},
+     "alone. --dot draws the master workflow with, on each interaction, how\n"
+     "many tokens entered it and how many are there now.",
+     opts_describe,
+     "  chameleon describe invoices.db\n"
+     "  chameleon describe --dot invoices.db | dot -Tsvg > invoices.svg",
+     1, 1},
     {"check", cli_cmd_check, "[--json] INSTANCE.db",
      "re-validate the workflows held by an instance",
      "Run the import validation again on every workflow stored in the\n"

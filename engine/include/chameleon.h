@@ -210,6 +210,11 @@ const char *chm_instance_errmsg(const chm_instance *inst);
 ** assignments, read from the instance store alone (caller frees). */
 int chm_instance_describe(chm_instance *inst, char **json);
 
+/* chm_instance_dot(inst, &text): a Graphviz DOT picture of the master
+** workflow with, on each interaction, the number of tokens that ever
+** entered it and the number there now (caller frees). */
+int chm_instance_dot(chm_instance *inst, char **text);
+
 /* chm_instance_validate(inst, &report): re-run the import validation on
 ** every workflow held by the instance. CHM_OK when valid, CHM_INVALID
 ** otherwise; *report as chm_meta_validate (caller frees). */

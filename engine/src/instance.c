@@ -50,6 +50,11 @@ int chm_instance_describe(chm_instance *inst, char **json) {
   return chm__core_invoke(&inst->core, "instance", "describe", 0, NULL, json);
 }
 
+int chm_instance_dot(chm_instance *inst, char **text) {
+  CHECK(inst, text != NULL);
+  return chm__core_invoke(&inst->core, "instance", "dot", 0, NULL, text);
+}
+
 int chm_instance_validate(chm_instance *inst, char **report) {
   CHECK(inst, 1);
   return chm__core_invoke(&inst->core, "instance", "validate", 0, NULL, report);

@@ -298,6 +298,15 @@ static int l_inst_describe(lua_State *L) {
   return finish(L, rc, out, chm_instance_errmsg(i), 0);
 }
 
+/* instance:dot() -> DOT text with token counts | nil, err, code
+** [-1, +1|3, e] */
+static int l_inst_dot(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  char *out = NULL;
+  int rc = chm_instance_dot(i, &out);
+  return finish(L, rc, out, chm_instance_errmsg(i), 1);
+}
+
 /* instance:validate() -> report | nil, err, code, report   [-1, +1|4, e] */
 static int l_inst_validate(lua_State *L) {
   chm_instance *i = checkinst(L);
@@ -761,6 +770,7 @@ static int l_inst_register_skill(lua_State *L) {
 
 static const luaL_Reg inst_methods[] = {
     {"describe", l_inst_describe},
+    {"dot", l_inst_dot},
     {"validate", l_inst_validate},
     {"query", l_inst_query},
     {"eval", l_inst_eval},
