@@ -100,7 +100,8 @@ asan: all
 demo: all
 	$(Q)BUILD=$(BUILD) sh examples/demo.sh
 
-# bench: engine vs. plain-SQLite ceiling, checkout latency, guardian cost.
+# bench: the engine against its plain-SQLite ceiling, checkout latency and
+# guardian cost (docs/PERFORMANCE.md); run after changes to a move's path.
 bench: all $(BUILD)/bench/chm_bench $(BUILD)/bench/ceiling
 	$(Q)BUILD=$(BUILD) LUA=$(LUA) sh bench/run.sh
 
