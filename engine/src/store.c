@@ -110,6 +110,9 @@ int chm__store_open(const char *path, int kind, int create, sqlite3 **out,
   if (sqlite3_exec(db,
                    "PRAGMA journal_mode=WAL;"
                    "PRAGMA synchronous=FULL;"
+                   /* statement journals of savepoints stay in memory: no
+                   ** temp file created and unlinked per operation */
+                   "PRAGMA temp_store=MEMORY;"
                    "PRAGMA foreign_keys=ON;",
                    NULL, NULL, &emsg) != SQLITE_OK) {
     *err = chm__strdupf("%s: not a usable SQLite store: %s", path, emsg ? emsg : "?");

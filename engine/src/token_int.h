@@ -109,9 +109,9 @@ void chm__buf_free(chm__buf *b);
      "SELECT uow_id, status FROM UnitsOfWork WHERE return_uow_id = ? "         \
      "ORDER BY created_at DESC, uow_id DESC LIMIT 1")                          \
   XX(ATTR_CURRENT,                                                             \
-     "SELECT a.key, a.value, a.version, a.attribute_id FROM UOW_Attributes a"  \
-     " WHERE a.uow_id = ?1 AND a.version = (SELECT MAX(b.version) FROM "       \
-     "UOW_Attributes b WHERE b.uow_id = ?1 AND b.key = a.key) ORDER BY a.key") \
+     /* SQLite: bare columns come from the row holding max(version) */      \
+     "SELECT key, value, max(version), attribute_id FROM UOW_Attributes "      \
+     "WHERE uow_id = ?1 GROUP BY key ORDER BY key")                            \
   XX(ATTR_INSERT,                                                              \
      "INSERT INTO UOW_Attributes (attribute_id, uow_id, instance_id, key, "    \
      "value, version, actor_id, reasoning, created_at, lineage_attribute_id)"  \
