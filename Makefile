@@ -139,4 +139,4 @@ clean:
 
 .PHONY: all ctests test asan demo install clean
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(CTEST_BIN:=.d)

@@ -18,44 +18,12 @@
 #include <lualib.h>
 
 #include "chm_int.h"
+#include "harness.h"
 
 /* ===================================================================== */
-/* Harness                                                                */
+/* Harness (harness.h; data-driven tests call one helper per case so the  */
+/* other cases still run after a failing ASSERT returns)                  */
 /* ===================================================================== */
-
-static int test_failed; /* set by a failing ASSERT in the current test */
-
-/* A failing ASSERT reports and returns from the function it is in; data
-** driven tests call one helper per case so the other cases still run. */
-#define FAIL_AT(...)                                                           \
-  do {                                                                         \
-    printf("  %s:%d: ", __FILE__, __LINE__);                                   \
-    printf(__VA_ARGS__);                                                       \
-    putchar('\n');                                                             \
-    test_failed = 1;                                                           \
-    return;                                                                    \
-  } while (0)
-
-#define ASSERT_TRUE(c)                                                         \
-  do {                                                                         \
-    if (!(c))                                                                  \
-      FAIL_AT("ASSERT_TRUE(%s)", #c);                                          \
-  } while (0)
-
-#define ASSERT_INT_EQ(a, b)                                                    \
-  do {                                                                         \
-    long long a_ = (long long)(a), b_ = (long long)(b);                        \
-    if (a_ != b_)                                                              \
-      FAIL_AT("ASSERT_INT_EQ(%s, %s): %lld != %lld", #a, #b, a_, b_);          \
-  } while (0)
-
-#define ASSERT_STR_EQ(a, b)                                                    \
-  do {                                                                         \
-    const char *a_ = (a), *b_ = (b);                                           \
-    if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0)                       \
-      FAIL_AT("ASSERT_STR_EQ(%s, %s)\n    got      %s\n    expected %s", #a,   \
-              #b, a_ ? a_ : "(NULL)", b_ ? b_ : "(NULL)");                     \
-  } while (0)
 
 /* Same bits, so -0.0 differs from 0.0 and the sign of zero is checked. */
 #define ASSERT_BITS_EQ(a, b)                                                   \

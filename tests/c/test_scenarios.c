@@ -17,12 +17,12 @@
 #include <string.h>
 
 #include "chameleon.h"
+#include "harness.h"
 
 /* ===================================================================== */
 /* Harness                                                                */
 /* ===================================================================== */
 
-static int test_failed;    /* set by a failing ASSERT */
 static char dir[256];      /* temp directory of this run */
 static chm_meta *meta;     /* the current test's meta-store */
 static chm_instance *inst; /* the current test's instance */
@@ -30,44 +30,6 @@ static int nstore;         /* stores made so far (names the files) */
 
 #define T0 1800000000000LL /* the virtual clock at the start of a test */
 #define DAY_MS 86400000LL
-
-#define FAIL_AT(...)                                                           \
-  do {                                                                         \
-    printf("  %s:%d: ", __FILE__, __LINE__);                                   \
-    printf(__VA_ARGS__);                                                       \
-    putchar('\n');                                                             \
-    test_failed = 1;                                                           \
-    return;                                                                    \
-  } while (0)
-
-#define ASSERT_TRUE(c)                                                         \
-  do {                                                                         \
-    if (!(c))                                                                  \
-      FAIL_AT("ASSERT_TRUE(%s)", #c);                                          \
-  } while (0)
-
-#define ASSERT_INT_EQ(a, b)                                                    \
-  do {                                                                         \
-    long long a_ = (long long)(a), b_ = (long long)(b);                        \
-    if (a_ != b_)                                                              \
-      FAIL_AT("ASSERT_INT_EQ(%s, %s): %lld != %lld", #a, #b, a_, b_);          \
-  } while (0)
-
-#define ASSERT_STR_EQ(a, b)                                                    \
-  do {                                                                         \
-    const char *a_ = (a), *b_ = (b);                                           \
-    if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0)                       \
-      FAIL_AT("ASSERT_STR_EQ(%s, %s)\n    got      %s\n    expected %s", #a,   \
-              #b, a_ ? a_ : "(NULL)", b_ ? b_ : "(NULL)");                     \
-  } while (0)
-
-#define ASSERT_CONTAINS(hay, needle)                                           \
-  do {                                                                         \
-    const char *h_ = (hay), *n_ = (needle);                                    \
-    if (h_ == NULL || strstr(h_, n_) == NULL)                                  \
-      FAIL_AT("ASSERT_CONTAINS(%s, %s)\n    in    %s\n    no    %s", #hay,     \
-              #needle, h_ ? h_ : "(NULL)", n_);                                \
-  } while (0)
 
 #define ASSERT_NOT_CONTAINS(hay, needle)                                       \
   do {                                                                         \
