@@ -32,7 +32,7 @@ endif
 LIB_SRC  := $(sort $(wildcard engine/src/*.c))
 CLI_SRC  := $(sort $(wildcard engine/cli/*.c))
 LUA_SRC  := $(sort $(wildcard lua/*.lua))
-SQL_SRC  := $(sort $(wildcard sql/meta/*.sql sql/instance/*.sql))
+SQL_SRC  := $(sort $(wildcard sql/common/*.sql sql/meta/*.sql sql/instance/*.sql))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/embedded.o
 MOD_OBJ  := $(filter %/lmodule.o,$(LIB_OBJ))
 CORE_OBJ := $(filter-out %/lmodule.o,$(LIB_OBJ))

@@ -164,9 +164,12 @@ local function rows(db, sql)
   return res
 end
 
+-- Applies the shared version-1 file (sql/common) and then `file`, as the
+-- library does for each schema version.
+local COMMON_SQL = ROOT .. "/sql/common/001_schema_guide.sql"
 local function apply(db, file)
-  local p = assert(io.popen("sqlite3 -bail -batch -cmd 'PRAGMA foreign_keys=ON' "
-    .. q(db) .. " < " .. q(file) .. " 2>&1"))
+  local p = assert(io.popen("cat " .. q(COMMON_SQL) .. " " .. q(file)
+    .. " | sqlite3 -bail -batch -cmd 'PRAGMA foreign_keys=ON' " .. q(db) .. " 2>&1"))
   local out = p:read("a")
   return p:close(), out
 end
@@ -286,7 +289,7 @@ INSERT INTO Interaction_Logs (instance_id, uow_id, timestamp, event, prev_hash, 
   end
 
   it("contain no transaction, user_version or journal_mode statements", function()
-    for _, file in ipairs({META_SQL, INSTANCE_SQL}) do
+    for _, file in ipairs({META_SQL, INSTANCE_SQL, COMMON_SQL}) do
       local text = readfile(file):gsub("%-%-[^\n]*", ""):upper()
       for _, word in ipairs({"BEGIN TRANSACTION", "BEGIN;", "COMMIT", "USER_VERSION",
           "JOURNAL_MODE", "ROLLBACK;"}) do

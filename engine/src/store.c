@@ -22,7 +22,7 @@ static int migrate(sqlite3 *db, int kind, const char *path, char **err) {
   size_t plen = strlen(prefix);
   const chm__blob *b;
   sqlite3_stmt *st;
-  int have = 0, last = 0, rc;
+  int have = 0, last = 0, rc, num;
   char *emsg = NULL;
   char buf[64];
 
@@ -33,18 +33,27 @@ static int migrate(sqlite3 *db, int kind, const char *path, char **err) {
     goto fail_db;
   if (sqlite3_step(st) == SQLITE_ROW) have = sqlite3_column_int(st, 0);
   sqlite3_finalize(st);
-  for (b = chm__embedded; b->name != NULL; b++) {
-    int num;
-    if (strncmp(b->name, prefix, plen) != 0) continue;
-    num = atoi(b->name + plen);
-    if (num > last) last = num;
-    if (num <= have) continue;
-    if (sqlite3_exec(db, b->data, NULL, NULL, &emsg) != SQLITE_OK) {
-      *err = chm__strdupf("%s: schema migration failed: %s", b->name,
-                  emsg ? emsg : "?");
-      sqlite3_free(emsg);
-      sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-      return CHM_DB;
+  for (b = chm__embedded; b->name != NULL; b++) /* newest this engine knows */
+    if (strncmp(b->name, prefix, plen) == 0 && atoi(b->name + plen) > last)
+      last = atoi(b->name + plen);
+  /* Each missing version N: sql/common/N_*.sql (shared by both kinds)
+  ** first, then the kind's own N_*.sql. */
+  for (num = have + 1; num <= last; num++) {
+    int pass;
+    for (pass = 0; pass < 2; pass++) {
+      const char *dir = pass == 0 ? "sql/common/" : prefix;
+      size_t dlen = strlen(dir);
+      for (b = chm__embedded; b->name != NULL; b++) {
+        if (strncmp(b->name, dir, dlen) != 0 || atoi(b->name + dlen) != num)
+          continue;
+        if (sqlite3_exec(db, b->data, NULL, NULL, &emsg) != SQLITE_OK) {
+          *err = chm__strdupf("%s: schema migration failed: %s", b->name,
+                              emsg ? emsg : "?");
+          sqlite3_free(emsg);
+          sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+          return CHM_DB;
+        }
+      }
     }
   }
   if (have > last) {

@@ -6,17 +6,6 @@
 -- Schema_Descriptions. Representation rules are in docs/schema.md.
 
 -- ---------------------------------------------------------------------------
--- Schema descriptions (seed 000 §6.1: SQLite has no COMMENT)
--- ---------------------------------------------------------------------------
-
-CREATE TABLE Schema_Descriptions (
-  table_name  TEXT NOT NULL,
-  column_name TEXT NOT NULL DEFAULT '',        -- '' describes the table itself
-  description TEXT NOT NULL CHECK (description <> ''),
-  PRIMARY KEY (table_name, column_name)
-);
-
--- ---------------------------------------------------------------------------
 -- 1. The root context
 -- ---------------------------------------------------------------------------
 
@@ -316,36 +305,6 @@ CREATE INDEX Local_Roles_linked ON Local_Roles (linked_local_workflow_id)
 CREATE INDEX Token_Rejections_uow ON Token_Rejections (uow_id);
 CREATE INDEX Context_Injections_uow ON Context_Injections (uow_id);
 
--- ---------------------------------------------------------------------------
--- v_ai_schema_guide (seed 000 §6.2): one row per table (column_name '',
--- data_type 'TABLE') then one per column, in declaration order. Uses the
--- pragma table-valued functions, so it needs trusted_schema=ON (the default).
--- ---------------------------------------------------------------------------
-
-CREATE VIEW v_ai_schema_guide AS
-SELECT table_name, column_name, data_type, is_primary_key, foreign_key_target,
-       description
-FROM (
-  SELECT m.name AS table_name, '' AS column_name, 'TABLE' AS data_type,
-         0 AS is_primary_key, NULL AS foreign_key_target,
-         d.description AS description, -1 AS cid
-  FROM sqlite_schema AS m
-  LEFT JOIN Schema_Descriptions AS d
-         ON d.table_name = m.name AND d.column_name = ''
-  WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\_%' ESCAPE '\'
-  UNION ALL
-  SELECT m.name, c.name, c.type, c.pk > 0,
-         (SELECT group_concat(f."table" || '.' || f."to", ', ')
-            FROM pragma_foreign_key_list(m.name) AS f
-           WHERE f."from" = c.name),
-         d.description, c.cid
-  FROM sqlite_schema AS m
-  JOIN pragma_table_info(m.name) AS c
-  LEFT JOIN Schema_Descriptions AS d
-         ON d.table_name = m.name AND d.column_name = c.name
-  WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\_%' ESCAPE '\'
-)
-ORDER BY table_name, cid;
 
 -- ---------------------------------------------------------------------------
 -- Descriptions: one row per table ('') and per column. Seed text where the
@@ -355,11 +314,6 @@ ORDER BY table_name, cid;
 -- ---------------------------------------------------------------------------
 
 INSERT INTO Schema_Descriptions (table_name, column_name, description) VALUES
-('Schema_Descriptions', '', 'Extension: the description of every table and column of this store (SQLite has no COMMENT; seed 000 §6.1). Read it through the view v_ai_schema_guide.'),
-('Schema_Descriptions', 'table_name', 'Name of the described table, exactly as in sqlite_schema.'),
-('Schema_Descriptions', 'column_name', 'Name of the described column, or the empty string for the table itself.'),
-('Schema_Descriptions', 'description', 'Human- and AI-readable explanation of the table or column. Never empty.'),
-
 ('Instance_Context', '', 'Represents the "World" or "Tenant" for this deployment. It is the root of the isolation boundary.'),
 ('Instance_Context', 'instance_id', 'The Global ID for this specific deployment. UUID (36-char text).'),
 ('Instance_Context', 'name', 'Display name. Must be unique globally.'),

@@ -5,17 +5,6 @@
 -- Schema_Descriptions. Representation rules are in docs/schema.md.
 
 -- ---------------------------------------------------------------------------
--- Schema descriptions (seed 000 §6.1: SQLite has no COMMENT)
--- ---------------------------------------------------------------------------
-
-CREATE TABLE Schema_Descriptions (
-  table_name  TEXT NOT NULL,
-  column_name TEXT NOT NULL DEFAULT '',        -- '' describes the table itself
-  description TEXT NOT NULL CHECK (description <> ''),
-  PRIMARY KEY (table_name, column_name)
-);
-
--- ---------------------------------------------------------------------------
 -- Blueprints
 -- ---------------------------------------------------------------------------
 
@@ -153,36 +142,6 @@ CREATE INDEX Template_Guardians_component
 CREATE INDEX Template_Actor_Role_Assignments_role
   ON Template_Actor_Role_Assignments (role_id);
 
--- ---------------------------------------------------------------------------
--- v_ai_schema_guide (seed 000 §6.2): one row per table (column_name '',
--- data_type 'TABLE') then one per column, in declaration order. Uses the
--- pragma table-valued functions, so it needs trusted_schema=ON (the default).
--- ---------------------------------------------------------------------------
-
-CREATE VIEW v_ai_schema_guide AS
-SELECT table_name, column_name, data_type, is_primary_key, foreign_key_target,
-       description
-FROM (
-  SELECT m.name AS table_name, '' AS column_name, 'TABLE' AS data_type,
-         0 AS is_primary_key, NULL AS foreign_key_target,
-         d.description AS description, -1 AS cid
-  FROM sqlite_schema AS m
-  LEFT JOIN Schema_Descriptions AS d
-         ON d.table_name = m.name AND d.column_name = ''
-  WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\_%' ESCAPE '\'
-  UNION ALL
-  SELECT m.name, c.name, c.type, c.pk > 0,
-         (SELECT group_concat(f."table" || '.' || f."to", ', ')
-            FROM pragma_foreign_key_list(m.name) AS f
-           WHERE f."from" = c.name),
-         d.description, c.cid
-  FROM sqlite_schema AS m
-  JOIN pragma_table_info(m.name) AS c
-  LEFT JOIN Schema_Descriptions AS d
-         ON d.table_name = m.name AND d.column_name = c.name
-  WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\_%' ESCAPE '\'
-)
-ORDER BY table_name, cid;
 
 -- ---------------------------------------------------------------------------
 -- Descriptions: one row per table ('') and per column. Seed text where the
@@ -190,11 +149,6 @@ ORDER BY table_name, cid;
 -- ---------------------------------------------------------------------------
 
 INSERT INTO Schema_Descriptions (table_name, column_name, description) VALUES
-('Schema_Descriptions', '', 'Extension: the description of every table and column of this store (SQLite has no COMMENT; seed 000 §6.1). Read it through the view v_ai_schema_guide.'),
-('Schema_Descriptions', 'table_name', 'Name of the described table, exactly as in sqlite_schema.'),
-('Schema_Descriptions', 'column_name', 'Name of the described column, or the empty string for the table itself.'),
-('Schema_Descriptions', 'description', 'Human- and AI-readable explanation of the table or column. Never empty.'),
-
 ('Template_Workflows', '', 'Defines the high-level container for a workflow blueprint. One row per imported version of a workflow definition.'),
 ('Template_Workflows', 'workflow_id', 'Unique identifier for the blueprint. UUID (36-char text).'),
 ('Template_Workflows', 'name', 'Human-readable system name. Must be unique per version (UNIQUE(name, version)).'),
