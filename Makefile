@@ -86,8 +86,12 @@ $(BUILD)/tests/%: tests/c/%.c $(STATIC)
 # ctests: the C test binaries only (make test and make asan build them).
 ctests: $(CTEST_BIN)
 
+# lint: luacheck over every Lua file we write (.luacheckrc); part of test.
+lint:
+	$(Q)luacheck -q lua tests workflows bench examples
+
 # test: every suite (C, Lua module, CLI); ends with "N passed, N failed".
-test: all $(CTEST_BIN)
+test: all $(CTEST_BIN) lint
 	$(Q)BUILD=$(BUILD) LUA=$(LUA) BUSTED=$(BUSTED) sh tests/run.sh
 
 # asan: the whole test suite under AddressSanitizer and UBSan.
@@ -137,6 +141,6 @@ install: all
 clean:
 	rm -rf build build-asan
 
-.PHONY: all ctests test asan demo install clean
+.PHONY: all ctests lint test asan demo install clean
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(CTEST_BIN:=.d)

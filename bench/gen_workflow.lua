@@ -65,7 +65,8 @@ else
   w('    alpha "start" { outbound = { "inbox" } },')
   if gated then
     w('    beta "worker" {')
-    w('      inbound = { { "inbox", guard = criteria "positive" { field = "amount", operator = "GT", threshold = 0 } } },')
+    w('      inbound = { { "inbox",')
+    w('                    guard = criteria "positive" { field = "amount", operator = "GT", threshold = 0 } } },')
     w('      outbound = { "done" },')
     w('    },')
   else

@@ -30,8 +30,6 @@ local inst = ok(chm.open_instance(out .. "/fin.db"))
 -- amount (F-02's on_error path), 5 % carry an unreadable document.
 math.randomseed(4711)
 local kinds = {}
-local t0 = os.clock()
-local wall0 = os.time()
 for i = 1, N do
   local po = math.random(100, 20000)
   local r = math.random()

@@ -87,7 +87,9 @@ end
 -- describe(db) -> {instance, workflows = [{name, version, is_master, roles, ...}]}
 function M.describe(db)
   local ctx = db:one("SELECT * FROM Instance_Context")
-  if not ctx then return nil, "this instance store has no Instance_Context row (it was never instantiated)", "CORRUPT" end
+  if not ctx then
+    return nil, "this instance store has no Instance_Context row (it was never instantiated)", "CORRUPT"
+  end
   local out = { instance = ctx, workflows = arr() }
   for _, w in ipairs(workflows(db)) do
     local def = definition(db, w)

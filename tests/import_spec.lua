@@ -19,13 +19,6 @@ local function write(path, text)
   f:close()
 end
 
-local function read(path)
-  local f = assert(io.open(path, "r"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 -- A minimal valid workflow; `extra` is spliced into the workflow table and
 -- `ctx` becomes its ai_context.
 local function small(name, ctx, extra)
