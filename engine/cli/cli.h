@@ -25,9 +25,13 @@
   XX(OK, 0, "success")                                                         \
   XX(ERROR, 1, "runtime or database error (unreadable file, locked store)")    \
   XX(USAGE, 2, "usage error: unknown command or option, missing argument")     \
-  XX(INVALID, 3, "invalid workflow definition")                                \
-  XX(NOTFOUND, 4, "not found: store, workflow, version or table")              \
-  XX(CONFLICT, 5, "conflict or state: already exists, refused, not allowed")   \
+  XX(INVALID, 3, "invalid workflow definition, or invalid values")             \
+  XX(NOTFOUND, 4,                                                              \
+     "not found: store, workflow, version, table, token, actor, "              \
+     "role; no work")                                                          \
+  XX(CONFLICT, 5,                                                              \
+     "conflict or state: already exists, refused, stale "                      \
+     "version, wrong state, not allowed")                                      \
   XX(CORRUPT, 6, "tampered or corrupt store: a log row fails its hash")
 
 enum cli_exit {

@@ -5,6 +5,7 @@
 ** context and the graph of every workflow the instance holds, master
 ** first; check re-runs the import validation on them.
 */
+#include <errno.h>
 #include <string.h>
 
 #include "cli.h"
@@ -95,6 +96,10 @@ int cli_cmd_describe(cli *c) {
   const cli_jv *ctx, *wfs;
   int rc;
 
+  if (c->json && c->dot)
+    return cli_usage_error(c, "--json and --dot exclude each other");
+  if (c->output && !c->dot)
+    return cli_usage_error(c, "-o FILE goes with --dot");
   if ((rc = cli_open_instance(c, c->pos[0])))
     return rc;
   if (c->dot) {
@@ -103,9 +108,10 @@ int cli_cmd_describe(cli *c) {
       return cli_instance_fail(c, rc, NULL);
     }
     if (c->output != NULL && (c->outf = fopen(c->output, "w")) == NULL) {
+      int saved = errno;
       chm_free(json);
-      return cli_error(c, CLI_EXIT_ERROR, "check the directory exists",
-                       "%s: cannot write", c->output);
+      return cli_error(c, CLI_EXIT_ERROR, "check the path and its permissions",
+                       "cannot write '%s': %s", c->output, strerror(saved));
     }
     fputs(json, c->outf != NULL ? c->outf : stdout);
     chm_free(json);

@@ -16,17 +16,59 @@
 /* Helpers                                                                */
 /* ===================================================================== */
 
-/* Report a failed token call: cli_instance_fail with `hint`, or for
-** CHM_INVALID (bad values from the command line, never a file) a pointer
-** to the command's help instead of the default advice about files. */
+/* Report a failed token call: cli_instance_fail with `hint`, or, when the
+** command gives none, advice by status that names the instance: where to
+** look up what was not found or not allowed, and how to read the token's
+** state; for CHM_INVALID (bad values from the command line, never a file)
+** a pointer to the command's help instead of the default advice about
+** files. */
 static int fail(cli *c, int rc, const char *hint) {
+  const char *path = c->npos > 0 ? c->pos[0] : "INSTANCE";
+  const char *msg = c->inst ? chm_instance_errmsg(c->inst) : "";
+  int memory = strcmp(c->cmd->name, "memory") == 0;
   cli_buf h = {0};
   int code;
-  if (!hint && rc == CHM_INVALID) {
-    cli_buf_printf(&h,
-                   "check the values given; 'chameleon %s --help' "
-                   "describes them",
-                   c->cmd->name);
+  if (!hint) {
+    switch (rc) {
+    case CHM_INVALID:
+      cli_buf_printf(&h,
+                     "check the values given; 'chameleon %s --help' "
+                     "describes them",
+                     c->cmd->name);
+      break;
+    case CHM_NOTFOUND:
+      if (memory)
+        cli_buf_printf(&h,
+                       "'chameleon describe %s' lists the roles and actors; "
+                       "memory ids are in Local_Role_Attributes.memory_id",
+                       path);
+      else
+        cli_buf_printf(&h,
+                       "'chameleon tokens %s' lists the tokens, 'chameleon "
+                       "describe %s' the workflows, roles and actors",
+                       path, path);
+      break;
+    case CHM_DENIED:
+    case CHM_STATE:
+      /* A token that is not in a state to allow this, or not this
+      ** actor's (the message names it): how to read it. Else an actor
+      ** without the role, or the instance's own state. */
+      if (!memory && c->npos >= 2 && strncmp(msg, "token ", 6) == 0)
+        cli_buf_printf(&h,
+                       "'chameleon token %s %s' shows its status, where it "
+                       "waits and who holds it",
+                       path, c->pos[1]);
+      else if (rc == CHM_DENIED)
+        cli_buf_printf(&h,
+                       "'chameleon describe %s' lists the actors and the "
+                       "roles each is assigned to",
+                       path);
+      else if (strstr(msg, "is PAUSED"))
+        cli_buf_printf(&h, "'chameleon resume %s' lets writes in again", path);
+      break;
+    default:
+      break;
+    }
     hint = h.s;
   }
   code = cli_instance_fail(c, rc, hint);
@@ -347,8 +389,10 @@ int cli_cmd_checkout(cli *c) {
   rc = chm_checkout(c->inst, c->actor, c->role, c->interaction, &json);
   if (rc != CHM_OK) {
     chm_free(json);
+    /* No work (rather than no such actor or role): where work waits. */
     return fail(c, rc,
-                rc == CHM_NOTFOUND
+                rc == CHM_NOTFOUND &&
+                        strncmp(chm_instance_errmsg(c->inst), "no work", 7) == 0
                     ? "'chameleon queues INSTANCE' shows what waits where"
                     : NULL);
   }
@@ -438,11 +482,17 @@ int cli_cmd_submit(cli *c) {
   cli_buf_free(&changes);
   if (rc != CHM_OK) {
     chm_free(json);
-    return fail(c, rc,
-                rc == CHM_CONFLICT
-                    ? "read the token again ('chameleon token "
-                      "INSTANCE UOW') and submit its current version"
-                    : NULL);
+    if (rc == CHM_CONFLICT) {
+      cli_buf h = {0};
+      cli_buf_printf(&h,
+                     "read the token again ('chameleon token %s %s') and "
+                     "submit its current version",
+                     c->pos[0], c->pos[1]);
+      rc = fail(c, rc, h.s);
+      cli_buf_free(&h);
+      return rc;
+    }
+    return fail(c, rc, NULL);
   }
   if (c->json) {
     cli_put_text(stdout, json ? json : "null");
