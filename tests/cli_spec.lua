@@ -619,3 +619,21 @@ do
     end)
   end)
 end
+
+-- ---------------------------------------------------------------------------
+-- validate without a meta-store: the files may name each other
+-- ---------------------------------------------------------------------------
+
+describe("chameleon validate without a meta-store", function()
+  it("resolves a gateway's child workflow among the files given", function()
+    local dir = mktemp()
+    local root = assert(io.popen("pwd")):read("l")
+    local gw, child = root .. "/workflows/wf_gateway.lua", root .. "/workflows/wf_child_kyc.lua"
+    local r = expect(run(dir, { "validate", gw, child }), 0)
+    assert.truthy(r.out:find("wf_gateway.lua: ok", 1, true), r.out)
+    assert.is_false(io.open(dir .. "/chameleon-meta.db") ~= nil, "validate created a store")
+    r = expect(run(dir, { "validate", gw }), 3)
+    assert.truthy(r.err:find("[child-workflow]", 1, true), r.err)
+    os.execute("rm -rf " .. q(dir))
+  end)
+end)

@@ -229,11 +229,12 @@ int cli_cmd_import(cli *c) {
 
 int cli_cmd_validate(cli *c) {
   cli_buf out = {0};
-  int rc;
+  int rc, scratch = 0;
 
   if (access(c->meta, F_OK) == 0) {
     rc = cli_open_meta(c, 0);
   } else {
+    scratch = 1;
     /* No meta-store: check the files on their own in a scratch store. */
     const char *meta = c->meta;
     c->meta = ":memory:";
@@ -242,6 +243,21 @@ int cli_cmd_validate(cli *c) {
   }
   if (rc)
     return rc;
+  if (scratch) {
+    /* Let the files name each other (a gateway and its child workflow):
+    ** store what is valid in the scratch store, again while that helps. */
+    int stored = 1;
+    while (stored) {
+      stored = 0;
+      for (int i = 0; i < c->npos; i++) {
+        char *r = NULL;
+        if (chm_meta_import(c->m, c->pos[i], &r) == CHM_OK && r != NULL &&
+            strstr(r, "\"created\"") != NULL)
+          stored = 1;
+        chm_free(r);
+      }
+    }
+  }
   cli_buf_add(&out, "[\n", 2);
   for (int i = 0; i < c->npos; i++) {
     char *report = NULL;
