@@ -9,7 +9,8 @@ local chm = require("chameleon")
 
 local BIN = os.getenv("CHAMELEON_BIN") or "./build/chameleon"
 local KILLS = tonumber(os.getenv("CRASH_KILLS") or "") or 60
-local ORDERS = tonumber(os.getenv("CRASH_ORDERS") or "") or 3000
+local BATCH_ORDERS = tonumber(os.getenv("CRASH_ORDERS") or "") or 1500
+local ORDERS = 0 -- orders created so far (more are added when a run finishes early)
 local SEED = tonumber(os.getenv("CRASH_SEED") or "") or os.time()
 
 local function sh(cmd)
@@ -47,6 +48,21 @@ local function check(inst, where)
   return q([[SELECT status, count(*) AS n FROM UnitsOfWork GROUP BY status]])
 end
 
+-- add_orders(path, n): n more orders, each with 2-4 lines.
+local function add_orders(path, n)
+  local inst = assert(chm.open_instance(path))
+  for _ = 1, n do
+    local i = ORDERS + 1
+    local lines = {}
+    for j = 1, 2 + i % 3 do
+      lines[j] = { sku = ("SKU-%d-%d"):format(i, j), qty = j, unit_price = 1.5 * j }
+    end
+    assert(inst:genesis({ order = i, lines = lines }))
+    ORDERS = i
+  end
+  inst:close()
+end
+
 describe("chameleon run under SIGKILL", function()
   local dir, path
 
@@ -59,34 +75,33 @@ describe("chameleon run under SIGKILL", function()
     assert(meta:import("workflows/wf_fanout.lua"))
     assert(meta:instantiate("WF-FANOUT-001", path))
     meta:close()
-    local inst = assert(chm.open_instance(path))
     math.randomseed(SEED)
-    for i = 1, ORDERS do
-      local lines = {}
-      for j = 1, 2 + i % 3 do
-        lines[j] = { sku = ("SKU-%d-%d"):format(i, j), qty = j, unit_price = 1.5 * j }
-      end
-      assert(inst:genesis({ order = i, lines = lines }))
-    end
-    inst:close()
   end)
 
   teardown(function() sh("rm -rf " .. dir) end)
 
   it(("survives %d random kills and then completes (seed %d)"):format(KILLS, SEED), function()
-    local killed = 0
-    for k = 1, KILLS do
+    local killed, k = 0, 0
+    add_orders(path, BATCH_ORDERS)
+    -- Kill until KILLS runs died mid-way; whenever a run got to the end of
+    -- the work before its kill, add more orders (faster machines finish
+    -- sooner), so every kill lands in a long run.
+    while killed < KILLS and k < KILLS * 4 do
+      k = k + 1
       local ms = math.random(10, 120)
       local batch = (k % 5 == 0) and 25 or 1
       local _, code = sh(("timeout -s KILL %.3f %s run %s --batch %d >/dev/null 2>&1")
         :format(ms / 1000, BIN, path, batch))
-      if code == 137 or code == 124 then killed = killed + 1 end
+      if code == 137 or code == 124 then
+        killed = killed + 1
+      else
+        add_orders(path, BATCH_ORDERS // 3)
+      end
       local inst = assert(chm.open_instance(path))
-      check(inst, ("after kill %d (%d ms, batch %d, seed %d)"):format(k, ms, batch, SEED))
+      check(inst, ("after run %d (%d ms, batch %d, seed %d)"):format(k, ms, batch, SEED))
       inst:close()
     end
-    assert.truthy(killed >= 50, ("only %d of %d runs were killed mid-way; " ..
-      "raise CRASH_ORDERS"):format(killed, KILLS))
+    assert.truthy(killed >= KILLS, ("only %d of %d runs were killed mid-way"):format(killed, k))
     -- now let it finish
     local ok = sh(("%s run %s >/dev/null"):format(BIN, path))
     assert.truthy(ok, "the final run failed")
