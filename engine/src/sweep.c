@@ -61,8 +61,8 @@ static int sweep_one(chm__tk *t, int q, int zombie, chm__buf *ids, int *n) {
     chm__buf_jstr(&b, ts);
     chm__buf_add(&b, "}");
   } else {
-    if ((rc = chm__tk_name(t, CHM__Q_INTERACTION_NAME, tok.interaction_id,
-                           iname, sizeof iname)) != CHM_OK)
+    if ((rc = chm__tk_inter_name(t, tok.interaction_id, iname, sizeof iname)) !=
+        CHM_OK)
       goto out;
     chm__tk_iso(tok.entered_at, ts);
     reason = chm__strdupf("stale: %s in '%s' since %s, longer than its "
@@ -136,29 +136,31 @@ int chm_sweep(chm_instance *inst, char **report_json) {
 
 enum { OUT_NONE, OUT_MOVED, OUT_FAILED };
 
-/* Submits tok with changes inside its own savepoint; a refused submit
-** (bad changes from a step, a routing that cannot place the token) rolls
-** back and sends the token FAILED to the Ate with the reason. */
+/* Submits tok with changes (JSON, or parsed) inside its own savepoint; a
+** refused submit (bad changes from a step, a routing that cannot place
+** the token) rolls back and sends the token FAILED to the Ate with the
+** reason. A plain submit needs no savepoint: refused, it wrote nothing;
+** failing on the database, the caller rolls the operation back. */
 static int submit_or_fail(chm__tk *t, const chm__who *who, chm__tok *tok,
-                          const chm__role *role, const char *changes,
+                          chm__attrs *attrs, const chm__role *role,
+                          const char *changes, const chm__changes *parsed,
                           int *outcome) {
   chm__tk_save sp;
   char id[CHM__ID], *why = NULL;
-  int rc;
-  if ((rc = chm__tk_savepoint(t, &sp)) != CHM_OK)
+  int rc, guard = parsed == NULL || !chm__submit_is_plain(parsed, role);
+  if (guard && (rc = chm__tk_savepoint(t, &sp)) != CHM_OK)
     return rc;
-  rc = chm__op_submit(t, who, tok, tok->version, changes, NULL);
+  rc = chm__op_submit(t, who, tok, tok->version, changes, parsed, attrs, NULL);
   if (rc == CHM_OK) {
-    if ((rc = chm__tk_release(t)) != CHM_OK)
+    if (guard && (rc = chm__tk_release(t)) != CHM_OK)
       return rc;
     *outcome = strcmp(tok->status, "FAILED") == 0 ? OUT_FAILED : OUT_MOVED;
     return CHM_OK;
   }
-  if (rc == CHM_DB || rc == CHM_NOMEM || rc == CHM_MISUSE) {
+  if (guard)
     chm__tk_rollback_to(t, &sp);
+  if (rc == CHM_DB || rc == CHM_NOMEM || rc == CHM_MISUSE)
     return rc;
-  }
-  chm__tk_rollback_to(t, &sp);
   why = chm__strdupf("submit after the step of role '%s' was refused: %s",
                      role->name, chm_instance_errmsg(t->inst));
   chm__tk_cpy(id, sizeof id, tok->uow_id);
@@ -173,9 +175,11 @@ static int submit_or_fail(chm__tk *t, const chm__who *who, chm__tok *tok,
 }
 
 /* One operation of the run: checkout on role_id as system, then the
-** step, the gateway start or a plain submit. CHM_NOTFOUND = no work. */
+** step, the gateway start or a plain submit. CHM_NOTFOUND = no work.
+** *held is 1 when the assignment was found ACTIVE earlier in the open
+** transaction (nothing in it can revoke one); run_one sets it. */
 static int run_one(chm__tk *t, const chm__who *who, const char *role_id,
-                   int *outcome) {
+                   unsigned char *held, int *outcome) {
   chm__role role;
   chm__tok tok;
   chm__attrs attrs;
@@ -188,28 +192,32 @@ static int run_one(chm__tk *t, const chm__who *who, const char *role_id,
   *outcome = OUT_NONE;
   if ((rc = chm__tk_role_by_id(t, role_id, &role)) != CHM_OK)
     return rc;
-  rc = chm__tk_assigned(t, who->id, who->name, &role);
+  rc = *held ? CHM_OK : chm__tk_assigned(t, who->id, who->name, &role);
   if (rc == CHM_DENIED)
     return CHM_NOTFOUND; /* revoked since the start */
   if (rc != CHM_OK)
     return rc;
-  rc = chm__op_checkout(t, who, &role, NULL, &tok, NULL, &wrote);
+  *held = 1;
+  /* the checkout hands over the token's current attributes: nothing
+  ** changes them before the submit, which keeps them up to date */
+  rc = chm__op_checkout(t, who, &role, NULL, &tok, &attrs, NULL, &wrote);
   if (rc != CHM_OK)
     goto done;
   if (role.gateway) {
     *outcome = OUT_MOVED;
     goto done;
   }
-  if (!role.has_step) {
-    rc = submit_or_fail(t, who, &tok, &role, "{}", outcome);
+  if (!role.has_step) { /* no changes: what "{}" parses to */
+    chm__changes none;
+    memset(&none, 0, sizeof none);
+    rc = submit_or_fail(t, who, &tok, &attrs, &role, NULL, &none, outcome);
     goto done;
   }
   {
     chm__view v;
     char wf[128];
     chm__tk_cpy(wf, sizeof wf, role.workflow);
-    if ((rc = chm__tk_attrs_load(t, tok.uow_id, &attrs)) != CHM_OK ||
-        (rc = chm__tk_memory(t, role.id, who->id, &memory)) != CHM_OK)
+    if ((rc = chm__tk_memory(t, role.id, who->id, &memory)) != CHM_OK)
       goto done;
     v.tok = &tok;
     v.workflow = wf;
@@ -218,7 +226,8 @@ static int run_one(chm__tk *t, const chm__who *who, const char *role_id,
       goto done;
   }
   if (s.rc == CHM_OK) {
-    rc = submit_or_fail(t, who, &tok, &role, s.changes, outcome);
+    rc = submit_or_fail(t, who, &tok, &attrs, &role, s.changes,
+                        s.has_parsed ? &s.parsed : NULL, outcome);
     goto done;
   }
   why = chm__strdupf("step of role '%s' failed (%s): %s", role.name,
@@ -282,6 +291,7 @@ int chm_run(chm_instance *inst, const chm_run_opts *opts, char **report_json) {
   chm__tk *t;
   chm__who sys;
   char(*roles)[CHM__ID] = NULL;
+  unsigned char *held = NULL; /* per role: assignment seen in this tx */
   int nroles = 0, batch, max_steps, rc, i, pending = 0;
   long steps = 0, moves = 0, failed = 0, commits = 0;
   if ((rc = chm__tk_open(inst, &t)) != CHM_OK)
@@ -301,31 +311,41 @@ int chm_run(chm_instance *inst, const chm_run_opts *opts, char **report_json) {
   if (rc == CHM_OK)
     rc = run_roles(t, &sys, &roles, &nroles);
   chm__tk_rollback(t);
+  if (rc == CHM_OK && (held = calloc((size_t)nroles + 1, 1)) == NULL)
+    rc = chm__tk_err(t, CHM_NOMEM, "out of memory");
   if (rc != CHM_OK)
     goto out;
   for (;;) {
     int any = 0;
     for (i = 0; i < nroles; i++) {
       chm__tk_save sp;
-      int outcome;
+      int outcome, first = 0;
       if (max_steps && steps >= max_steps)
         goto stop;
       if (!t->in_tx) {
         if ((rc = chm__tk_begin(t, 1)) != CHM_OK)
           goto out;
         pending = 0;
+        first = 1;
+        memset(held, 0, (size_t)nroles);
       }
       chm__tk_op_start(t);
-      if ((rc = chm__tk_savepoint(t, &sp)) != CHM_OK)
+      /* The first operation of a transaction needs no savepoint: rolling
+      ** the transaction back undoes exactly it (with batch 1, every
+      ** operation that follows a commit). */
+      if (!first && (rc = chm__tk_savepoint(t, &sp)) != CHM_OK)
         goto stop;
-      rc = run_one(t, &sys, roles[i], &outcome);
+      rc = run_one(t, &sys, roles[i], &held[i], &outcome);
       if (rc == CHM_OK || rc == CHM_NOTFOUND) {
-        if (chm__tk_release(t) != CHM_OK) {
+        if (!first && chm__tk_release(t) != CHM_OK) {
           rc = CHM_DB;
           goto stop;
         }
       } else {
-        chm__tk_rollback_to(t, &sp);
+        if (first)
+          chm__tk_rollback(t);
+        else
+          chm__tk_rollback_to(t, &sp);
         goto stop;
       }
       if (rc == CHM_OK) {
@@ -355,6 +375,7 @@ stop:
   }
 out:
   free(roles);
+  free(held);
   if (rc == CHM_OK) { /* forget the "no work" messages of the last pass */
     free(t->c->errmsg);
     t->c->errmsg = NULL;

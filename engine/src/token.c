@@ -7,6 +7,7 @@
 ** every operation shares. The operations are in tokenops.c; design in
 ** docs/token-engine.md.
 */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,100 @@ void chm__buf_free(chm__buf *b) {
 }
 
 /* ===================================================================== */
+/* The graph cache                                                        */
+/* ===================================================================== */
+
+struct chm__memo_ent {
+  chm__memo_ent *next; /* next entry in the same bucket */
+  unsigned hash;       /* of kind and key */
+  int kind;            /* enum chm__memo_kind */
+  size_t size;         /* bytes of the value */
+  const char *key;     /* NUL-terminated, stored after the value */
+  max_align_t val[];   /* the value, then the key */
+};
+
+static unsigned memo_hash(int kind, const char *key) {
+  unsigned h = 2166136261u ^ (unsigned)kind;
+  for (; *key; key++)
+    h = (h ^ (unsigned char)*key) * 16777619u;
+  return h;
+}
+
+const void *chm__tk_memo_get(chm__tk *t, int kind, const char *key,
+                             size_t *size) {
+  unsigned h;
+  chm__memo_ent *e;
+  if (t->memo == NULL || key == NULL)
+    return NULL;
+  h = memo_hash(kind, key);
+  for (e = t->memo[h & (t->memo_nb - 1)]; e != NULL; e = e->next)
+    if (e->hash == h && e->kind == kind && strcmp(e->key, key) == 0) {
+      if (size != NULL)
+        *size = e->size;
+      return e->val;
+    }
+  return NULL;
+}
+
+/* Doubles the buckets (or makes the first 64); 0, or -1 out of memory. */
+static int memo_grow(chm__tk *t) {
+  size_t nb = t->memo_nb ? t->memo_nb * 2 : 64, i;
+  chm__memo_ent **b = calloc(nb, sizeof *b);
+  if (b == NULL)
+    return -1;
+  for (i = 0; i < t->memo_nb; i++) {
+    chm__memo_ent *e = t->memo[i], *next;
+    for (; e != NULL; e = next) {
+      next = e->next;
+      e->next = b[e->hash & (nb - 1)];
+      b[e->hash & (nb - 1)] = e;
+    }
+  }
+  free(t->memo);
+  t->memo = b;
+  t->memo_nb = nb;
+  return 0;
+}
+
+void chm__tk_memo_put(chm__tk *t, int kind, const char *key, const void *val,
+                      size_t size) {
+  size_t klen;
+  chm__memo_ent *e;
+  char *k;
+  if (key == NULL || chm__tk_memo_get(t, kind, key, NULL) != NULL)
+    return;
+  if (t->memo_n >= t->memo_nb && memo_grow(t) != 0)
+    return;
+  klen = strlen(key);
+  if ((e = malloc(sizeof *e + size + klen + 1)) == NULL)
+    return;
+  k = (char *)e->val + size;
+  memcpy(e->val, val, size);
+  memcpy(k, key, klen + 1);
+  e->key = k;
+  e->kind = kind;
+  e->size = size;
+  e->hash = memo_hash(kind, key);
+  e->next = t->memo[e->hash & (t->memo_nb - 1)];
+  t->memo[e->hash & (t->memo_nb - 1)] = e;
+  t->memo_n++;
+}
+
+static void memo_free(chm__tk *t) {
+  size_t i;
+  for (i = 0; i < t->memo_nb; i++) {
+    chm__memo_ent *e = t->memo[i], *next;
+    for (; e != NULL; e = next) {
+      next = e->next;
+      free(e);
+    }
+  }
+  free(t->memo);
+  t->memo = NULL;
+  t->memo_nb = t->memo_n = 0;
+}
+
+/* ===================================================================== */
 /* Per-handle state                                                       */
 /* ===================================================================== */
 
@@ -142,7 +237,8 @@ static const char *const q_name[] = {
 };
 
 /* __gc of the state: finalize every statement (the connection is still
-** open: chm__core_close closes the lua_State first). */
+** open: chm__core_close closes the lua_State first) and free the graph
+** cache. */
 static int state_gc(lua_State *L) {
   chm__tk *t = lua_touserdata(L, 1);
   int i;
@@ -151,6 +247,7 @@ static int state_gc(lua_State *L) {
       sqlite3_finalize(t->st[i]);
     t->st[i] = NULL;
   }
+  memo_free(t);
   return 0;
 }
 
@@ -162,6 +259,7 @@ static int state_new(lua_State *L) {
   t->inst = inst;
   t->c = chm__instance_core(inst);
   t->lease_ms = 300000;
+  t->iso_ms = CHM__NULL_INT;
   lua_createtable(L, 0, 2);
   lua_pushcfunction(L, state_gc);
   lua_setfield(L, -2, "__gc");
@@ -257,8 +355,12 @@ static sqlite3_stmt *stmt(chm__tk *t, int q) {
   return t->st[q];
 }
 
+/* vbind(t, q, st, fmt, ap, how): binds the arguments; text with `how`,
+** SQLITE_STATIC where the caller steps and resets st before it returns
+** (the arguments outlive the statement's use of them), else
+** SQLITE_TRANSIENT. */
 static int vbind(chm__tk *t, int q, sqlite3_stmt *st, const char *fmt,
-                 va_list ap) {
+                 va_list ap, sqlite3_destructor_type how) {
   int i, rc = SQLITE_OK;
   if ((size_t)sqlite3_bind_parameter_count(st) != strlen(fmt)) {
     chm__tk_err(t, CHM_MISUSE,
@@ -271,7 +373,7 @@ static int vbind(chm__tk *t, int q, sqlite3_stmt *st, const char *fmt,
     switch (fmt[i - 1]) {
     case 's': {
       const char *s = va_arg(ap, const char *);
-      rc = s != NULL ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT)
+      rc = s != NULL ? sqlite3_bind_text(st, i, s, -1, how)
                      : sqlite3_bind_null(st, i);
       break;
     }
@@ -305,7 +407,7 @@ sqlite3_stmt *chm__tk_q(chm__tk *t, int q, const char *fmt, ...) {
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
   va_start(ap, fmt);
-  bad = vbind(t, q, st, fmt, ap);
+  bad = vbind(t, q, st, fmt, ap, SQLITE_TRANSIENT);
   va_end(ap);
   return bad ? NULL : st;
 }
@@ -335,7 +437,7 @@ int chm__tk_exec(chm__tk *t, int q, const char *fmt, ...) {
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
   va_start(ap, fmt);
-  bad = vbind(t, q, st, fmt, ap);
+  bad = vbind(t, q, st, fmt, ap, SQLITE_STATIC);
   va_end(ap);
   if (bad)
     return CHM_DB;
@@ -356,7 +458,7 @@ int chm__tk_one_text(chm__tk *t, int q, char **out, const char *fmt, ...) {
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
   va_start(ap, fmt);
-  bad = vbind(t, q, st, fmt, ap);
+  bad = vbind(t, q, st, fmt, ap, SQLITE_STATIC);
   va_end(ap);
   if (bad)
     return CHM_DB;
@@ -410,18 +512,33 @@ void chm__tk_iso(int64_t ms, char out[32]) {
   chm__tk_cpy(out, 32, tmp);
 }
 
+/* now_iso(t, out): chm__tk_iso(t->now), formatted once per instant. */
+static void now_iso(chm__tk *t, char out[32]) {
+  if (t->iso_ms != t->now) {
+    chm__tk_iso(t->now, t->iso);
+    t->iso_ms = t->now;
+  }
+  memcpy(out, t->iso, 32);
+}
+
 /* ===================================================================== */
 /* Transactions                                                           */
 /* ===================================================================== */
 
-static int raw_exec(chm__tk *t, const char *sql) {
-  char *emsg = NULL;
-  if (sqlite3_exec(t->c->db, sql, NULL, NULL, &emsg) != SQLITE_OK) {
-    chm__tk_err(t, CHM_DB, "database error (%s): %s", sql,
-                emsg ? emsg : sqlite3_errmsg(t->c->db));
-    sqlite3_free(emsg);
+/* tx_exec(t, q) -> CHM_OK or CHM_DB: one of the transaction statements
+** (BEGIN_WRITE ... RELEASE), prepared once like the others; the message
+** names its SQL text. */
+static int tx_exec(chm__tk *t, int q) {
+  sqlite3_stmt *st = stmt(t, q);
+  int rc = st != NULL ? sqlite3_step(st) : SQLITE_ERROR;
+  if (rc != SQLITE_DONE) {
+    chm__tk_err(t, CHM_DB, "database error (%s): %s", q_sql[q],
+                sqlite3_errmsg(t->c->db));
+    if (st != NULL)
+      sqlite3_reset(st);
     return CHM_DB;
   }
+  sqlite3_reset(st);
   return CHM_OK;
 }
 
@@ -453,7 +570,7 @@ int chm__tk_begin(chm__tk *t, int writing) {
     return chm__tk_err(t, CHM_MISUSE,
                        "a transaction is already open on "
                        "this handle");
-  if (raw_exec(t, writing ? "BEGIN IMMEDIATE" : "BEGIN") != CHM_OK)
+  if (tx_exec(t, writing ? CHM__Q_BEGIN_WRITE : CHM__Q_BEGIN_READ) != CHM_OK)
     return CHM_DB;
   t->in_tx = 1;
   t->now = chm__now_ms();
@@ -494,7 +611,7 @@ fail:
 void chm__tk_op_start(chm__tk *t) { t->now = chm__now_ms(); }
 
 int chm__tk_commit(chm__tk *t) {
-  int rc = raw_exec(t, "COMMIT");
+  int rc = tx_exec(t, CHM__Q_COMMIT);
   if (rc != CHM_OK) {
     chm__tk_rollback(t);
     return rc;
@@ -512,10 +629,10 @@ void chm__tk_rollback(chm__tk *t) {
 int chm__tk_savepoint(chm__tk *t, chm__tk_save *save) {
   save->last_log_id = t->last_log_id;
   memcpy(save->last_hash, t->last_hash, sizeof save->last_hash);
-  return raw_exec(t, "SAVEPOINT chm_op");
+  return tx_exec(t, CHM__Q_SAVEPOINT);
 }
 
-int chm__tk_release(chm__tk *t) { return raw_exec(t, "RELEASE chm_op"); }
+int chm__tk_release(chm__tk *t) { return tx_exec(t, CHM__Q_RELEASE); }
 
 void chm__tk_rollback_to(chm__tk *t, const chm__tk_save *save) {
   sqlite3_exec(t->c->db, "ROLLBACK TO chm_op; RELEASE chm_op", NULL, NULL,
@@ -530,20 +647,33 @@ void chm__tk_rollback_to(chm__tk *t, const chm__tk_save *save) {
 
 int chm__tk_row_hash(const char *prev_hash, const char *const *fields, int n,
                      char out[65]) {
-  chm__buf b = {0};
+  char stack[2048], *buf, *p;
+  const char *f;
+  size_t size, len;
   int i, rc;
-  chm__buf_add(&b, prev_hash != NULL ? prev_hash : "\\N");
-  for (i = 0; i < n; i++) {
-    chm__buf_addn(&b, "\x1f", 1);
-    chm__buf_add(&b, fields[i] != NULL ? fields[i] : "\\N");
-  }
-  if (b.oom) {
-    chm__buf_free(&b);
+  /* the text is measured first, and usually fits on the stack */
+  size = strlen(prev_hash != NULL ? prev_hash : "\\N");
+  for (i = 0; i < n; i++)
+    size += 1 + strlen(fields[i] != NULL ? fields[i] : "\\N");
+  buf = size <= sizeof stack ? stack : malloc(size);
+  if (buf == NULL) {
     out[0] = '\0';
     return -1;
   }
-  rc = chm__sha256_hex(b.p, b.n, out);
-  chm__buf_free(&b);
+  f = prev_hash != NULL ? prev_hash : "\\N";
+  len = strlen(f);
+  memcpy(buf, f, len);
+  p = buf + len;
+  for (i = 0; i < n; i++) {
+    f = fields[i] != NULL ? fields[i] : "\\N";
+    len = strlen(f);
+    *p++ = '\x1f';
+    memcpy(p, f, len);
+    p += len;
+  }
+  rc = chm__sha256_hex(buf, size, out);
+  if (buf != stack)
+    free(buf);
   return rc;
 }
 
@@ -552,7 +682,7 @@ int chm__tk_log(chm__tk *t, const chm__logrow *r) {
   const char *f[13];
   int64_t log_id = t->last_log_id + 1;
   snprintf(id, sizeof id, "%lld", (long long)log_id);
-  chm__tk_iso(t->now, ts);
+  now_iso(t, ts);
   f[0] = id, f[1] = t->instance_id, f[2] = r->uow_id, f[3] = r->actor_id;
   f[4] = r->role_id, f[5] = r->interaction_id, f[6] = ts;
   f[7] = r->from_status, f[8] = r->to_status, f[9] = r->event;
@@ -584,20 +714,9 @@ void chm__tok_clear(chm__tok *tok) {
 
 static char *dup_or_null(const char *s) { return s != NULL ? strdup(s) : NULL; }
 
-int chm__tk_load(chm__tk *t, const char *uow_id, chm__tok *tok) {
-  sqlite3_stmt *st;
+int chm__tk_tok_row(chm__tk *t, sqlite3_stmt *st, chm__tok *tok) {
   int rc;
   chm__tok_clear(tok);
-  if ((st = chm__tk_q(t, CHM__Q_TOK_LOAD, "s", uow_id)) == NULL)
-    return CHM_DB;
-  rc = chm__tk_step(t, CHM__Q_TOK_LOAD, st);
-  if (rc < 0)
-    return CHM_DB;
-  if (rc != SQLITE_ROW) {
-    chm__tk_reset(st);
-    return chm__tk_err(t, CHM_NOTFOUND, "no token '%s' in instance '%s'",
-                       uow_id, t->instance_name);
-  }
   chm__tk_cpy(tok->uow_id, CHM__ID, chm__tk_col(st, 0));
   chm__tk_cpy(tok->workflow_id, CHM__ID, chm__tk_col(st, 1));
   chm__tk_cpy(tok->parent_id, CHM__ID, chm__tk_col(st, 2));
@@ -620,10 +739,28 @@ int chm__tk_load(chm__tk *t, const char *uow_id, chm__tok *tok) {
   tok->created_at = sqlite3_column_int64(st, 19);
   rc = (chm__tk_col(st, 16) != NULL && tok->failure_reason == NULL) ||
        (chm__tk_col(st, 18) != NULL && tok->context == NULL);
-  chm__tk_reset(st);
   if (rc)
     return chm__tk_err(t, CHM_NOMEM, "out of memory");
   return CHM_OK;
+}
+
+int chm__tk_load(chm__tk *t, const char *uow_id, chm__tok *tok) {
+  sqlite3_stmt *st;
+  int rc;
+  chm__tok_clear(tok);
+  if ((st = chm__tk_q(t, CHM__Q_TOK_LOAD, "s", uow_id)) == NULL)
+    return CHM_DB;
+  rc = chm__tk_step(t, CHM__Q_TOK_LOAD, st);
+  if (rc < 0)
+    return CHM_DB;
+  if (rc != SQLITE_ROW) {
+    chm__tk_reset(st);
+    return chm__tk_err(t, CHM_NOTFOUND, "no token '%s' in instance '%s'",
+                       uow_id, t->instance_name);
+  }
+  rc = chm__tk_tok_row(t, st, tok);
+  chm__tk_reset(st);
+  return rc;
 }
 
 int chm__is_finished(const char *s) {
@@ -917,8 +1054,14 @@ static void role_row(sqlite3_stmt *st, chm__role *r) {
 }
 
 int chm__tk_role_by_id(chm__tk *t, const char *role_id, chm__role *r) {
-  sqlite3_stmt *st = chm__tk_q(t, CHM__Q_ROLE_BY_ID, "s", role_id);
+  const chm__role *m = chm__tk_memo_get(t, CHM__M_ROLE, role_id, NULL);
+  sqlite3_stmt *st;
   int rc;
+  if (m != NULL) {
+    *r = *m;
+    return CHM_OK;
+  }
+  st = chm__tk_q(t, CHM__Q_ROLE_BY_ID, "s", role_id);
   if (st == NULL)
     return CHM_DB;
   rc = chm__tk_step(t, CHM__Q_ROLE_BY_ID, st);
@@ -931,6 +1074,7 @@ int chm__tk_role_by_id(chm__tk *t, const char *role_id, chm__role *r) {
   }
   role_row(st, r);
   chm__tk_reset(st);
+  chm__tk_memo_put(t, CHM__M_ROLE, role_id, r, sizeof *r);
   return CHM_OK;
 }
 
@@ -1035,10 +1179,20 @@ int chm__tk_assigned(chm__tk *t, const char *actor_id, const char *actor,
 
 int chm__tk_special(chm__tk *t, const char *workflow_id, const char *type,
                     char out[CHM__ID]) {
-  sqlite3_stmt *st =
-      chm__tk_q(t, CHM__Q_SPECIAL_INBOUND, "ss", workflow_id, type);
-  int rc;
+  char key[CHM__ID + 16];
+  const char *m = NULL;
+  sqlite3_stmt *st;
+  int rc, cache = strlen(workflow_id) < CHM__ID && strlen(type) < 16;
   out[0] = '\0';
+  if (cache) {
+    snprintf(key, sizeof key, "%s\x1f%s", workflow_id, type);
+    m = chm__tk_memo_get(t, CHM__M_SPECIAL, key, NULL);
+  }
+  if (m != NULL) {
+    chm__tk_cpy(out, CHM__ID, m);
+    return CHM_OK;
+  }
+  st = chm__tk_q(t, CHM__Q_SPECIAL_INBOUND, "ss", workflow_id, type);
   if (st == NULL)
     return CHM_DB;
   rc = chm__tk_step(t, CHM__Q_SPECIAL_INBOUND, st);
@@ -1047,6 +1201,8 @@ int chm__tk_special(chm__tk *t, const char *workflow_id, const char *type,
   if (rc == SQLITE_ROW)
     chm__tk_cpy(out, CHM__ID, chm__tk_col(st, 0));
   chm__tk_reset(st);
+  if (cache)
+    chm__tk_memo_put(t, CHM__M_SPECIAL, key, out, CHM__ID);
   return CHM_OK;
 }
 
@@ -1067,6 +1223,32 @@ int chm__tk_name(chm__tk *t, int q, const char *id, char *out, size_t size) {
   return CHM_OK;
 }
 
+int chm__tk_inter_name(chm__tk *t, const char *id, char *out, size_t size) {
+  const char *m = chm__tk_memo_get(t, CHM__M_INAME, id, NULL);
+  sqlite3_stmt *st;
+  int rc;
+  if (m != NULL) {
+    chm__tk_cpy(out, size, m);
+    return CHM_OK;
+  }
+  chm__tk_cpy(out, size, "?");
+  if (id == NULL || *id == '\0')
+    return CHM_OK;
+  if ((st = chm__tk_q(t, CHM__Q_INTERACTION_NAME, "s", id)) == NULL)
+    return CHM_DB;
+  rc = chm__tk_step(t, CHM__Q_INTERACTION_NAME, st);
+  if (rc < 0)
+    return CHM_DB;
+  if (rc == SQLITE_ROW) {
+    const char *name = chm__tk_col(st, 0);
+    chm__tk_cpy(out, size, name);
+    if (name != NULL)
+      chm__tk_memo_put(t, CHM__M_INAME, id, name, strlen(name) + 1);
+  }
+  chm__tk_reset(st);
+  return CHM_OK;
+}
+
 int chm__tk_memory(chm__tk *t, const char *role_id, const char *actor_id,
                    char **json) {
   int rc = chm__tk_one_text(t, CHM__Q_MEMORY_JSON, json, "ss", role_id,
@@ -1076,7 +1258,9 @@ int chm__tk_memory(chm__tk *t, const char *role_id, const char *actor_id,
     return rc;
   if (*json == NULL && (*json = strdup("{}")) == NULL)
     return chm__tk_err(t, CHM_NOMEM, "out of memory");
-  chm__tk_iso(t->now, ts);
+  if (strcmp(*json, "{}") == 0) /* no row to mark: MEMORY_TOUCH is a no-op */
+    return CHM_OK;
+  now_iso(t, ts);
   rc = chm__tk_exec(t, CHM__Q_MEMORY_TOUCH, "sss", role_id, nz(actor_id), ts);
   if (rc != CHM_OK) {
     free(*json);
@@ -1092,7 +1276,7 @@ int chm__tk_memory_put(chm__tk *t, const char *role_id, const char *actor_id,
                             nz(actor_id), key);
   if (rc != CHM_OK)
     return rc;
-  chm__tk_iso(t->now, ts);
+  now_iso(t, ts);
   if (id != NULL) {
     rc = chm__tk_exec(t, CHM__Q_MEMORY_UPDATE, "sss", id, value, ts);
     free(id);

@@ -65,6 +65,11 @@ void chm__buf_free(chm__buf *b);
   "b.uow_id = a.uow_id AND b.key = a.key) ORDER BY a.key) a))"
 
 #define CHM__TK_SQL(XX)                                                        \
+  XX(BEGIN_WRITE, "BEGIN IMMEDIATE")                                           \
+  XX(BEGIN_READ, "BEGIN")                                                      \
+  XX(COMMIT, "COMMIT")                                                         \
+  XX(SAVEPOINT, "SAVEPOINT chm_op")                                            \
+  XX(RELEASE, "RELEASE chm_op")                                                \
   XX(CTX, "SELECT instance_id, name, status FROM Instance_Context LIMIT 1")    \
   XX(CTX_STATUS, "UPDATE Instance_Context SET status = ?2 "                    \
                  "WHERE instance_id = ?1")                                     \
@@ -102,7 +107,7 @@ void chm__buf_free(chm__buf *b);
   XX(TOK_CHILDREN, "SELECT uow_id FROM UnitsOfWork WHERE parent_id = ? "       \
                    "ORDER BY queue_seq")                                       \
   XX(TOK_NEXT,                                                                 \
-     "SELECT uow_id, queue_seq FROM UnitsOfWork "                              \
+     "SELECT " CHM__TOK_COLS " FROM UnitsOfWork "                              \
      "WHERE current_interaction_id = ?1 AND status = ?2 AND queue_seq > ?3 "   \
      "AND (?4 = 0 OR parent_id IS NULL) ORDER BY queue_seq LIMIT 1")           \
   XX(TOK_RETURNING,                                                            \
@@ -304,11 +309,17 @@ enum chm__tk_q {
 /* Per-handle state (token.c)                                             */
 /* ===================================================================== */
 
+typedef struct chm__memo_ent chm__memo_ent; /* token.c */
+
 typedef struct chm__tk {
   chm_instance *inst;             /* the handle */
   chm__core *c;                   /* its core: db, L, message */
   sqlite3_stmt *st[CHM__Q_COUNT]; /* prepared on first use */
   int64_t lease_ms;               /* lease length of checkouts */
+  chm__memo_ent **memo;           /* the graph cache: hash buckets */
+  size_t memo_nb, memo_n;         /* its bucket count and entries */
+  int64_t iso_ms;                 /* the instant iso holds (or NULL_INT) */
+  char iso[32];                   /* chm__tk_iso(iso_ms), for log rows */
   /* --- the open transaction (read at its start) --- */
   char instance_id[CHM__ID]; /* Instance_Context.instance_id */
   char instance_status[16];  /* ACTIVE, PAUSED, ARCHIVED */
@@ -323,6 +334,39 @@ typedef struct chm__tk {
 ** created on first use; clears the handle's message. CHM_MISUSE for a
 ** NULL or closed handle, CHM_NOMEM. */
 int chm__tk_open(chm_instance *inst, chm__tk **t);
+
+/* ---- the graph cache ---- */
+
+/* An instance's graph (Local_Workflows, Local_Roles, Local_Components,
+** Local_Interactions) never changes after instantiation: nothing in the
+** API writes it. The lookups that read only the graph keep each answer
+** for the life of the handle, keyed by their kind and the exact text of
+** their argument, in a hash owned by the per-handle state (freed by its
+** __gc). Only answers are kept, never misses that raise an error, so
+** messages stay those of the SQL path. */
+enum chm__memo_kind {
+  CHM__M_ROLE,     /* role_id -> chm__role (ROLE_BY_ID) */
+  CHM__M_INBOUND,  /* role_id -> its inbound interactions (tokenops.c) */
+  CHM__M_NOUT,     /* role_id -> int64_t ROLE_OUTBOUND_COUNT */
+  CHM__M_SPECIAL,  /* workflow_id 0x1F type -> char[CHM__ID] interaction */
+  CHM__M_OMEGA,    /* interaction_id -> int CONSUMED_BY_OMEGA */
+  CHM__M_INAME,    /* interaction_id -> its name (char[]) */
+  CHM__M_WORKFLOW, /* WORKFLOW by name or id -> its row (tokenops.c) */
+  CHM__M_MASTER,   /* "" -> the master workflow's row (tokenops.c) */
+  CHM__M_ALPHA     /* workflow_id -> role_id of its first ALPHA role */
+};
+
+/* chm__tk_memo_get(t, kind, key, &size) -> the cached value (size bytes,
+** aligned for any type, valid for the life of the handle) or NULL. size
+** may be NULL. */
+const void *chm__tk_memo_get(chm__tk *t, int kind, const char *key,
+                             size_t *size);
+
+/* chm__tk_memo_put(t, kind, key, val, size): keep a copy of size bytes at
+** val under (kind, key). Out of memory, nothing is kept: the next lookup
+** asks SQLite again. */
+void chm__tk_memo_put(chm__tk *t, int kind, const char *key, const void *val,
+                      size_t size);
 
 /* chm__tk_err(t, rc, fmt, ...) -> rc, after setting the handle message. */
 int chm__tk_err(chm__tk *t, int rc, const char *fmt, ...)
@@ -422,6 +466,9 @@ typedef struct chm__tok {
 
 /* chm__tk_load(t, uow_id, tok) -> CHM_OK, or CHM_NOTFOUND naming the id. */
 int chm__tk_load(chm__tk *t, const char *uow_id, chm__tok *tok);
+/* chm__tk_tok_row(t, st, tok) -> CHM_OK (or CHM_NOMEM): tok (cleared
+** first) from the current row of st, a statement selecting CHM__TOK_COLS. */
+int chm__tk_tok_row(chm__tk *t, sqlite3_stmt *st, chm__tok *tok);
 /* chm__tok_clear(tok): free what tok owns. */
 void chm__tok_clear(chm__tok *tok);
 
@@ -511,6 +558,9 @@ int chm__tk_special(chm__tk *t, const char *workflow_id, const char *type,
                     char out[CHM__ID]);
 /* chm__tk_name(t, q, id, out, size): one name column by id ("?" if none). */
 int chm__tk_name(chm__tk *t, int q, const char *id, char *out, size_t size);
+/* chm__tk_inter_name(t, id, out, size): chm__tk_name of an interaction,
+** through the graph cache. */
+int chm__tk_inter_name(chm__tk *t, const char *id, char *out, size_t size);
 
 /* ===================================================================== */
 /* The bridge to trusted Lua (tokenlua.c)                                 */
@@ -564,18 +614,6 @@ int chm__tk_route(chm__tk *t, const char *role_id, const chm__view *v,
                   chm__route *r);
 void chm__route_free(chm__route *r);
 
-typedef struct chm__step {
-  int rc;        /* CHM_OK, CHM_SCRIPT, CHM_BUDGET, CHM_MEMORY */
-  char *changes; /* CHM_OK: the result as changes JSON */
-  char *error;   /* otherwise: the message */
-} chm__step;
-
-/* chm__tk_step(t, role_id, view, actor, memory_json, s) -> CHM_OK (or
-** CHM_NOMEM): judge.step with ctx {actor, memory, skills, now, seed}. */
-int chm__tk_step_fn(chm__tk *t, const char *role_id, const chm__view *v,
-                    const char *actor, const char *memory_json, chm__step *s);
-void chm__step_free(chm__step *s);
-
 typedef struct chm__kv {
   char *key, *value; /* value: canonical JSON text */
 } chm__kv;
@@ -593,6 +631,22 @@ typedef struct chm__changes {
   char *fail; /* reason, or NULL */
   int give_up, end;
 } chm__changes;
+
+typedef struct chm__step {
+  int rc;              /* CHM_OK, CHM_SCRIPT, CHM_BUDGET, CHM_MEMORY */
+  int has_parsed;      /* CHM_OK: 1 when the changes are in parsed */
+  chm__changes parsed; /* the result read as chm__tk_parse_changes would */
+  char *changes;       /* CHM_OK otherwise: the result as changes JSON */
+  char *error;         /* not CHM_OK: the message */
+} chm__step;
+
+/* chm__tk_step(t, role_id, view, actor, memory_json, s) -> CHM_OK (or
+** CHM_NOMEM): judge.step with ctx {actor, memory, skills, now, seed}. A
+** result the submit will accept comes parsed (has_parsed); any other
+** comes as its JSON text, for the submit to refuse with its message. */
+int chm__tk_step_fn(chm__tk *t, const char *role_id, const chm__view *v,
+                    const char *actor, const char *memory_json, chm__step *s);
+void chm__step_free(chm__step *s);
 
 /* chm__tk_parse_changes(t, json, c) -> CHM_OK, or CHM_INVALID naming the
 ** offending part. json NULL = {}. */
@@ -625,19 +679,34 @@ typedef struct chm__who {
 
 int chm__tk_who(chm__tk *t, const char *name, int required, chm__who *w);
 
-/* chm__op_checkout(t, who, role, interaction, &tok, &out_json, &wrote):
-** the checkout of chm_checkout on an open transaction. On CHM_OK *tok is
-** loaded (caller clears it) and *out_json (may be NULL) is the token
-** JSON. *wrote is set when something was written even on failure
-** (rejections, zombies), so the caller commits. */
+/* chm__op_checkout(t, who, role, interaction, &tok, &attrs, &out_json,
+** &wrote): the checkout of chm_checkout on an open transaction. On CHM_OK
+** *tok is loaded (caller clears it), *attrs (may be NULL) holds its
+** current attributes (caller frees them) and *out_json (may be NULL) is
+** the token JSON. *wrote is set when something was written even on
+** failure (rejections, zombies), so the caller commits. */
 int chm__op_checkout(chm__tk *t, const chm__who *who, const chm__role *role,
-                     const char *interaction, chm__tok *tok, char **out_json,
-                     int *wrote);
+                     const char *interaction, chm__tok *tok, chm__attrs *attrs,
+                     char **out_json, int *wrote);
 
-/* chm__op_submit(t, who, tok, version, changes_json, &result): the submit
-** on an open transaction (tok loaded; it is updated). */
+/* chm__op_submit(t, who, tok, version, changes_json, parsed, attrs,
+** &result): the submit on an open transaction (tok loaded; it is
+** updated). parsed, when not NULL, are the changes already parsed (as
+** chm__tk_parse_changes would; the caller keeps them) and changes_json is
+** ignored. attrs, when not NULL, are tok's current attributes as the
+** caller holds them: they are used instead of reading them again, and
+** kept up to date. A plain submit (chm__submit_is_plain) routes before it
+** writes, so when it is refused (any status but CHM_DB, CHM_NOMEM,
+** CHM_MISUSE) it has written nothing. */
 int chm__op_submit(chm__tk *t, const chm__who *who, chm__tok *tok,
-                   int64_t version, const char *changes_json, char **result);
+                   int64_t version, const char *changes_json,
+                   const chm__changes *parsed, chm__attrs *attrs,
+                   char **result);
+
+/* chm__submit_is_plain(c, role) -> 1 when changes c, submitted by role
+** (the token's role), only set attributes and teach, then route: no
+** fail, give_up, end or children, and role is not an OMEGA. */
+int chm__submit_is_plain(const chm__changes *c, const chm__role *role);
 
 /* chm__op_fail_to(t, tok, actor_id, role_id, type, reason, event): move
 ** tok FAILED (TIMEOUT for type "TAU" sweeps) to the Ate (type "EPSILON")

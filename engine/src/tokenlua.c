@@ -18,6 +18,7 @@
 static const chm_limits trusted_limits = {4000000000u, 600000, 0};
 
 static const char skills_key = 'k'; /* registry: name -> skill closure */
+static const char judge_key = 'j';  /* registry: the judge module table */
 #define SKILLRES_MT "chameleon.skillresult"
 
 enum {
@@ -49,6 +50,8 @@ typedef struct call {
   const char *name; /* skill */
   chm_skill_cb cb;
   void *ud;
+  int direct; /* parse kinds: the input is a step's table, not decoded JSON */
+  int doubt;  /* direct: the table needs its JSON text to be read */
 } call;
 
 /* ===================================================================== */
@@ -95,6 +98,36 @@ static int is_array(lua_State *L, int idx) {
   return 0;
 }
 
+/* is_ascii(L, idx) -> 1 when the string at idx has only ASCII bytes, which
+** the JSON codec encodes and decodes unchanged, whatever they are. */
+static int is_ascii(lua_State *L, int idx) {
+  size_t n, i;
+  const unsigned char *s = (const unsigned char *)lua_tolstring(L, idx, &n);
+  for (i = 0; s != NULL && i < n; i++)
+    if (s[i] >= 0x80)
+      return 0;
+  return s != NULL;
+}
+
+/* is_marked(L, idx) -> 1 when the value at idx is a table carrying the
+** codec's array metatable (a step's own tables may carry any other). The
+** metatable is read off a decoded "[]".   [-0, +0, m] */
+static int is_marked(lua_State *L, int idx) {
+  int r;
+  idx = lua_absindex(L, idx);
+  if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
+    return 0;
+  if (chm__json_decode(L, "[]", 2) != 0)
+    lua_error(L);
+  if (!lua_getmetatable(L, -1)) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  r = lua_rawequal(L, -1, -3);
+  lua_pop(L, 3);
+  return r;
+}
+
 /* push_view(L, v)   [-0, +1, e]: the token view judge functions read. */
 static void push_view(lua_State *L, const chm__view *v) {
   const chm__tok *tok = v->tok;
@@ -133,9 +166,15 @@ static void push_view(lua_State *L, const chm__view *v) {
   lua_setfield(L, -2, "attrs");
 }
 
-/* Pushes judge.<fn>.   [-0, +1, e] */
+/* Pushes judge.<fn>; the module table is kept in the registry of the
+** handle's state after the first require.   [-0, +1, e] */
 static void push_judge(lua_State *L, const char *fn) {
-  chm__require(L, "judge");
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &judge_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    chm__require(L, "judge");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &judge_key);
+  }
   lua_getfield(L, -1, fn);
   if (!lua_isfunction(L, -1))
     luaL_error(L, "internal: judge.%s is not a function", fn);
@@ -293,6 +332,8 @@ static void do_context(lua_State *L, call *k) {
 /* Routing and steps                                                      */
 /* ===================================================================== */
 
+static void changes_from(lua_State *L, call *k, int top);
+
 static void do_route(lua_State *L, call *k) {
   chm__route *r = k->route;
   int res;
@@ -365,6 +406,25 @@ static void do_step(lua_State *L, call *k) {
     if (lua_isnoneornil(L, base + 2)) {
       s->changes = xdup(L, k, "{}");
     } else if (lua_istable(L, base + 2) && !is_array(L, base + 2)) {
+      /* The changes are what the table's JSON text says. Read off the
+      ** table itself, in this door, they come out as the submit would
+      ** read them off that text. A result the direct read is not sure of,
+      ** or finds invalid, goes the long way: its JSON text (or the
+      ** message that there is none), which the submit parses and refuses
+      ** as it always did. */
+      k->direct = 1;
+      k->changes = &s->parsed;
+      changes_from(L, k, base + 2);
+      k->direct = 0;
+      lua_settop(L, base + 3);
+      if (k->invalid == NULL && !k->doubt) {
+        s->has_parsed = 1;
+        s->rc = CHM_OK;
+        return;
+      }
+      free(k->invalid);
+      k->invalid = NULL;
+      chm__changes_free(&s->parsed);
       if (chm__json_encode(L, base + 2, 0) != 0) {
         s->rc = CHM_SCRIPT;
         s->error = xdup(L, k,
@@ -417,13 +477,20 @@ static int kv_cmp(const void *a, const void *b) {
   return strcmp(((const chm__kv *)a)->key, ((const chm__kv *)b)->key);
 }
 
-/* The object at idx as sorted key/canonical-value pairs in *out. */
+/* doubt(k) -> 1, after marking a direct read as needing the JSON text. */
+static int doubt(call *k) {
+  k->doubt = 1;
+  return 1;
+}
+
+/* The object at idx as sorted key/canonical-value pairs in *out; 1 when
+** it is invalid (or, k->direct, in doubt). */
 static int object_kvs(lua_State *L, call *k, int idx, const char *what,
                       chm__kvs *out) {
-  int n = 0;
-  if (!lua_istable(L, idx) || is_array(L, idx))
+  int n = 0, arr = k->direct ? is_marked(L, idx) : is_array(L, idx);
+  if (!lua_istable(L, idx) || arr)
     return invalid(L, k, "%s must be a JSON object, not %s", what,
-                   is_array(L, idx) ? "an array" : luaL_typename(L, idx));
+                   arr ? "an array" : luaL_typename(L, idx));
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
@@ -441,10 +508,21 @@ static int object_kvs(lua_State *L, call *k, int idx, const char *what,
       lua_pop(L, 2);
       return invalid(L, k, "%s has an empty key", what);
     }
+    if (k->direct && (!is_ascii(L, -2) || lua_istable(L, -1))) {
+      lua_pop(L, 2); /* a key to check as UTF-8, a value to check deeply */
+      return doubt(k);
+    }
     out->v[out->n].key = xdup(L, k, key);
     out->n++;
-    out->v[out->n - 1].value = xdup(L, k, encode(L, -1));
-    lua_pop(L, 2);
+    if (!k->direct) {
+      out->v[out->n - 1].value = xdup(L, k, encode(L, -1));
+    } else if (chm__json_encode(L, -1, 0) != 0) {
+      lua_pop(L, 3);
+      return doubt(k);
+    } else {
+      out->v[out->n - 1].value = xdup(L, k, lua_tostring(L, -1));
+    }
+    lua_pop(L, 2); /* the JSON text and the value: the key stays for next */
   }
   qsort(out->v, (size_t)out->n, sizeof *out->v, kv_cmp);
   return 0;
@@ -461,13 +539,22 @@ static int decode_input(lua_State *L, call *k) {
 static const char *const change_keys[] = {
     "set", "reasoning", "children", "teach", "give_up", "end", "fail", NULL};
 
-static void do_changes(lua_State *L, call *k) {
+/* changes_from(L, k, top): k->changes from the changes table at top, the
+** decoded JSON text, or (k->direct) a step's result that judge.step
+** checked (steps.validate: known keys, their types, names as keys,
+** children as a list). A direct read gives what decoding the result's
+** JSON text would, or stops with k->doubt set where it cannot be sure
+** without that text: a value that is a table (nesting, cycles), one that
+** does not encode, a key or a string that is not ASCII (UTF-8 rules), a
+** children table whose keys are not exactly 1..n. In a direct read an
+** array is a table with the codec's array metatable. May leave values
+** above top. */
+static void changes_from(lua_State *L, call *k, int top) {
   chm__changes *c = k->changes;
-  int top, i, n;
-  if (decode_input(L, k))
-    return;
-  top = lua_gettop(L);
-  if (!lua_istable(L, top) || is_array(L, top)) {
+  int i, n;
+  top = lua_absindex(L, top);
+  if (!lua_istable(L, top) ||
+      (k->direct ? is_marked(L, top) : is_array(L, top))) {
     invalid(L, k,
             "changes must be a JSON object like {\"set\": {...}, "
             "\"reasoning\": \"...\"}");
@@ -498,6 +585,10 @@ static void do_changes(lua_State *L, call *k) {
     return;
   lua_settop(L, top);
   i = lua_getfield(L, top, "reasoning");
+  if (i == LUA_TSTRING && k->direct && !is_ascii(L, -1)) {
+    doubt(k);
+    return;
+  }
   if (i == LUA_TSTRING)
     c->reasoning = xdup(L, k, lua_tostring(L, -1));
   else if (!ABSENT(i)) {
@@ -507,6 +598,10 @@ static void do_changes(lua_State *L, call *k) {
   }
   lua_settop(L, top);
   i = lua_getfield(L, top, "fail");
+  if (i == LUA_TSTRING && k->direct && !is_ascii(L, -1)) {
+    doubt(k);
+    return;
+  }
   if (i == LUA_TSTRING && lua_rawlen(L, -1) > 0)
     c->fail = xdup(L, k, lua_tostring(L, -1));
   else if (!ABSENT(i) && !(i == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
@@ -533,7 +628,7 @@ static void do_changes(lua_State *L, call *k) {
   i = lua_getfield(L, top, "children");
   if (!ABSENT(i)) {
     int arr = lua_gettop(L);
-    if (!is_array(L, arr)) { /* an empty Lua table encodes as {} */
+    if (!k->direct && !is_array(L, arr)) { /* {} encodes as {} */
       lua_pushnil(L);
       if (!lua_istable(L, arr) || lua_next(L, arr) != 0) {
         invalid(L, k, "changes.children must be an array of objects");
@@ -541,7 +636,23 @@ static void do_changes(lua_State *L, call *k) {
       }
     }
     lua_settop(L, arr);
-    n = (int)luaL_len(L, arr);
+    n = (int)lua_rawlen(L, arr);
+    if (k->direct) { /* encodes as an array of n: keys exactly 1..n */
+      int keys = 0;
+      lua_pushnil(L);
+      while (lua_next(L, arr)) {
+        lua_pop(L, 1);
+        keys++;
+      }
+      for (i = 1; i <= n && keys == n; i++)
+        if (lua_rawgeti(L, arr, i) == LUA_TNIL)
+          keys = -1;
+      lua_settop(L, arr);
+      if (keys != n) {
+        doubt(k);
+        return;
+      }
+    }
     c->children = calloc((size_t)(n ? n : 1), sizeof *c->children);
     if (c->children == NULL) {
       k->oom = 1;
@@ -558,6 +669,12 @@ static void do_changes(lua_State *L, call *k) {
     }
   }
 #undef ABSENT
+}
+
+static void do_changes(lua_State *L, call *k) {
+  if (decode_input(L, k))
+    return;
+  changes_from(L, k, lua_gettop(L));
 }
 
 static void do_object(lua_State *L, call *k) {
@@ -830,6 +947,7 @@ int chm__tk_route(chm__tk *t, const char *role_id, const chm__view *v,
 void chm__step_free(chm__step *s) {
   free(s->changes);
   free(s->error);
+  chm__changes_free(&s->parsed);
   memset(s, 0, sizeof *s);
 }
 

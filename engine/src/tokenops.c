@@ -27,21 +27,29 @@ typedef struct wfinfo {
 
 /* wf_lookup(t, spec, w): by name or id; spec NULL = the master. */
 static int wf_lookup(chm__tk *t, const char *spec, wfinfo *w) {
-  sqlite3_stmt *st = chm__tk_q(t, CHM__Q_WORKFLOW, "s", spec);
+  int kind = spec != NULL ? CHM__M_WORKFLOW : CHM__M_MASTER;
+  const wfinfo *m = chm__tk_memo_get(t, kind, spec != NULL ? spec : "", NULL);
+  sqlite3_stmt *st;
   char *names = NULL;
   int rc;
-  if (st == NULL)
+  if (m != NULL) {
+    *w = *m;
+    return CHM_OK;
+  }
+  if ((st = chm__tk_q(t, CHM__Q_WORKFLOW, "s", spec)) == NULL)
     return CHM_DB;
   rc = chm__tk_step(t, CHM__Q_WORKFLOW, st);
   if (rc < 0)
     return CHM_DB;
   if (rc == SQLITE_ROW) {
+    memset(w, 0, sizeof *w);
     chm__tk_cpy(w->id, CHM__ID, chm__tk_col(st, 0));
     chm__tk_cpy(w->name, sizeof w->name, chm__tk_col(st, 1));
     w->max_interactions = sqlite3_column_type(st, 2) == SQLITE_NULL
                               ? CHM__NULL_INT
                               : sqlite3_column_int64(st, 2);
     chm__tk_reset(st);
+    chm__tk_memo_put(t, kind, spec != NULL ? spec : "", w, sizeof *w);
     return CHM_OK;
   }
   chm__tk_reset(st);
@@ -60,10 +68,13 @@ static int wf_lookup(chm__tk *t, const char *spec, wfinfo *w) {
 
 /* alpha_of(t, w, r): the workflow's (first) ALPHA role. */
 static int alpha_of(chm__tk *t, const wfinfo *w, chm__role *r) {
-  sqlite3_stmt *st = chm__tk_q(t, CHM__Q_ROLE_OF_TYPE, "ss", w->id, "ALPHA");
+  const char *m = chm__tk_memo_get(t, CHM__M_ALPHA, w->id, NULL);
+  sqlite3_stmt *st;
   char rid[CHM__ID];
   int rc;
-  if (st == NULL)
+  if (m != NULL)
+    return chm__tk_role_by_id(t, m, r);
+  if ((st = chm__tk_q(t, CHM__Q_ROLE_OF_TYPE, "ss", w->id, "ALPHA")) == NULL)
     return CHM_DB;
   rc = chm__tk_step(t, CHM__Q_ROLE_OF_TYPE, st);
   if (rc < 0)
@@ -77,11 +88,12 @@ static int alpha_of(chm__tk *t, const wfinfo *w, chm__role *r) {
   }
   chm__tk_cpy(rid, sizeof rid, chm__tk_col(st, 0));
   chm__tk_reset(st);
+  chm__tk_memo_put(t, CHM__M_ALPHA, w->id, rid, sizeof rid);
   return chm__tk_role_by_id(t, rid, r);
 }
 
 static int inter_name(chm__tk *t, const char *id, char *out, size_t size) {
-  return chm__tk_name(t, CHM__Q_INTERACTION_NAME, id, out, size);
+  return chm__tk_inter_name(t, id, out, size);
 }
 
 static int actor_name(chm__tk *t, const char *id, char *out, size_t size) {
@@ -93,21 +105,31 @@ static int actor_name(chm__tk *t, const char *id, char *out, size_t size) {
 }
 
 static int64_t count_outbound(chm__tk *t, const char *role_id) {
-  sqlite3_stmt *st = chm__tk_q(t, CHM__Q_ROLE_OUTBOUND_COUNT, "s", role_id);
+  const int64_t *m = chm__tk_memo_get(t, CHM__M_NOUT, role_id, NULL);
+  sqlite3_stmt *st;
   int64_t n = -1;
-  if (st == NULL)
+  if (m != NULL)
+    return *m;
+  if ((st = chm__tk_q(t, CHM__Q_ROLE_OUTBOUND_COUNT, "s", role_id)) == NULL)
     return -1;
   if (chm__tk_step(t, CHM__Q_ROLE_OUTBOUND_COUNT, st) == SQLITE_ROW)
     n = sqlite3_column_int64(st, 0);
   chm__tk_reset(st);
+  if (n >= 0)
+    chm__tk_memo_put(t, CHM__M_NOUT, role_id, &n, sizeof n);
   return n;
 }
 
 static int consumed_by_omega(chm__tk *t, const char *inter, int *yes) {
-  sqlite3_stmt *st = chm__tk_q(t, CHM__Q_CONSUMED_BY_OMEGA, "s", inter);
+  const int *m = chm__tk_memo_get(t, CHM__M_OMEGA, inter, NULL);
+  sqlite3_stmt *st;
   int rc;
   *yes = 0;
-  if (st == NULL)
+  if (m != NULL) {
+    *yes = *m;
+    return CHM_OK;
+  }
+  if ((st = chm__tk_q(t, CHM__Q_CONSUMED_BY_OMEGA, "s", inter)) == NULL)
     return CHM_DB;
   rc = chm__tk_step(t, CHM__Q_CONSUMED_BY_OMEGA, st);
   if (rc < 0)
@@ -115,6 +137,7 @@ static int consumed_by_omega(chm__tk *t, const char *inter, int *yes) {
   if (rc == SQLITE_ROW)
     *yes = sqlite3_column_int(st, 0);
   chm__tk_reset(st);
+  chm__tk_memo_put(t, CHM__M_OMEGA, inter, yes, sizeof *yes);
   return CHM_OK;
 }
 
@@ -617,13 +640,21 @@ typedef struct inbound {
   int ncomps;
 } inbound;
 
-/* Reads the role's inbound interactions (grouped, declaration order). */
+/* Reads the role's inbound interactions (grouped, declaration order),
+** through the graph cache. */
 static int read_inbound(chm__tk *t, const chm__role *role, inbound *in,
                         int *n) {
-  sqlite3_stmt *st = chm__tk_q(t, CHM__Q_ROLE_INBOUND, "s", role->id);
+  size_t size;
+  const inbound *m = chm__tk_memo_get(t, CHM__M_INBOUND, role->id, &size);
+  sqlite3_stmt *st;
   int rc, i;
   *n = 0;
-  if (st == NULL)
+  if (m != NULL) {
+    *n = (int)(size / sizeof *in);
+    memcpy(in, m, size);
+    return CHM_OK;
+  }
+  if ((st = chm__tk_q(t, CHM__Q_ROLE_INBOUND, "s", role->id)) == NULL)
     return CHM_DB;
   while ((rc = chm__tk_step(t, CHM__Q_ROLE_INBOUND, st)) == SQLITE_ROW) {
     const char *comp = chm__tk_col(st, 0), *inter = chm__tk_col(st, 1);
@@ -644,16 +675,18 @@ static int read_inbound(chm__tk *t, const chm__role *role, inbound *in,
   if (rc < 0)
     return CHM_DB;
   chm__tk_reset(st);
+  chm__tk_memo_put(t, CHM__M_INBOUND, role->id, in, (size_t)*n * sizeof *in);
   return CHM_OK;
 }
 
 /* The oldest token in `inter` in one of the statuses after queue_seq
-** `after` (base tokens only if base_only): id into out, "" for none. */
+** `after` (base tokens only if base_only), read into *tok; *found = 0
+** when there is none (tok is then left as it was). */
 static int next_candidate(chm__tk *t, const char *inter,
                           const char *const *statuses, int base_only,
-                          int64_t after, char out[CHM__ID], int64_t *seq) {
+                          int64_t after, chm__tok *tok, int *found) {
   int i, rc;
-  out[0] = '\0';
+  *found = 0;
   for (i = 0; statuses[i] != NULL; i++) {
     sqlite3_stmt *st = chm__tk_q(t, CHM__Q_TOK_NEXT, "ssid", inter, statuses[i],
                                  after, base_only);
@@ -663,9 +696,12 @@ static int next_candidate(chm__tk *t, const char *inter,
     if (rc < 0)
       return CHM_DB;
     if (rc == SQLITE_ROW &&
-        (out[0] == '\0' || sqlite3_column_int64(st, 1) < *seq)) {
-      chm__tk_cpy(out, CHM__ID, chm__tk_col(st, 0));
-      *seq = sqlite3_column_int64(st, 1);
+        (!*found || sqlite3_column_int64(st, 11) < tok->queue_seq)) {
+      if ((rc = chm__tk_tok_row(t, st, tok)) != CHM_OK) {
+        chm__tk_reset(st);
+        return rc;
+      }
+      *found = 1;
     }
     chm__tk_reset(st);
   }
@@ -870,19 +906,21 @@ static const char *const st_epsilon[] = {"FAILED", NULL};
 static const char *const st_tau[] = {"TIMEOUT", "FAILED", NULL};
 
 int chm__op_checkout(chm__tk *t, const chm__who *who, const chm__role *role,
-                     const char *interaction, chm__tok *tok, char **out_json,
-                     int *wrote) {
+                     const char *interaction, chm__tok *tok,
+                     chm__attrs *attrs_out, char **out_json, int *wrote) {
   inbound in[MAX_INBOUND];
   const char *const *statuses;
   chm__attrs attrs;
   chm__gate g;
   chm__buf names = {0};
-  char cand[CHM__ID], child[CHM__ID] = "", *memory = NULL;
-  int nin = 0, i, rc, found = 0, base_only, beta;
+  char child[CHM__ID] = "", *memory = NULL;
+  int nin = 0, i, rc, found = 0, base_only, beta, got;
   memset(&attrs, 0, sizeof attrs);
   memset(&g, 0, sizeof g);
   if (out_json != NULL)
     *out_json = NULL;
+  if (attrs_out != NULL)
+    memset(attrs_out, 0, sizeof *attrs_out);
   *wrote = 0;
   if (strcmp(role->type, "ALPHA") == 0)
     return chm__tk_err(t, CHM_INVALID,
@@ -920,17 +958,15 @@ int chm__op_checkout(chm__tk *t, const chm__who *who, const chm__role *role,
     nin = 1;
   }
   for (i = 0; i < nin && !found; i++) {
-    int64_t after = CHM__NULL_INT + 1, seq = 0;
+    int64_t after = CHM__NULL_INT + 1;
     for (;;) {
       chm__view v;
-      if ((rc = next_candidate(t, in[i].inter, statuses, base_only, after, cand,
-                               &seq)) != CHM_OK)
+      if ((rc = next_candidate(t, in[i].inter, statuses, base_only, after, tok,
+                               &got)) != CHM_OK)
         goto done;
-      if (cand[0] == '\0')
+      if (!got)
         break;
-      after = seq;
-      if ((rc = chm__tk_load(t, cand, tok)) != CHM_OK)
-        goto done;
+      after = tok->queue_seq;
       if (beta && tok->max_interactions != CHM__NULL_INT &&
           tok->checkout_count >= tok->max_interactions) {
         chm__move m;
@@ -1040,6 +1076,10 @@ int chm__op_checkout(chm__tk *t, const chm__who *who, const chm__role *role,
     if (*out_json == NULL)
       rc = chm__tk_err(t, CHM_NOMEM, "out of memory");
   }
+  if (rc == CHM_OK && attrs_out != NULL) { /* the caller takes them */
+    *attrs_out = attrs;
+    memset(&attrs, 0, sizeof attrs);
+  }
 done:
   chm__buf_free(&names);
   chm__attrs_free(&attrs);
@@ -1084,7 +1124,8 @@ int chm_checkout(chm_instance *inst, const char *actor, const char *role,
   if ((rc = chm__tk_who(t, actor, 1, &who)) == CHM_OK &&
       (rc = chm__tk_role(t, role, who.id, &r)) == CHM_OK &&
       (rc = chm__tk_assigned(t, who.id, who.name, &r)) == CHM_OK)
-    rc = chm__op_checkout(t, &who, &r, interaction, &tok, token_json, &wrote);
+    rc = chm__op_checkout(t, &who, &r, interaction, &tok, NULL, token_json,
+                          &wrote);
   rc = finish(t, rc, wrote && rc == CHM_NOTFOUND);
   if (rc != CHM_OK && *token_json != NULL) {
     free(*token_json);
@@ -1308,18 +1349,26 @@ static int check_changes(chm__tk *t, const chm__tok *tok, const chm__role *role,
   return CHM_OK;
 }
 
+int chm__submit_is_plain(const chm__changes *c, const chm__role *role) {
+  return c->fail == NULL && !c->give_up && !c->end && c->nchildren == 0 &&
+         strcmp(role->type, "OMEGA") != 0;
+}
+
 int chm__op_submit(chm__tk *t, const chm__who *who, chm__tok *tok,
-                   int64_t version, const char *changes_json, char **result) {
-  chm__changes c;
-  chm__attrs attrs;
+                   int64_t version, const char *changes_json,
+                   const chm__changes *parsed, chm__attrs *held,
+                   char **result) {
+  chm__changes own;
+  const chm__changes *cp = parsed != NULL ? parsed : &own;
+  chm__attrs attrs, *a = held != NULL ? held : &attrs;
   chm__role role;
   chm__buf b = {0}, changed = {0};
   wfinfo w;
   dest d;
   char(*kids)[CHM__ID] = NULL;
   char *reasoning = NULL, *det = NULL, iname[128];
-  int rc, i, nchanged = 0;
-  memset(&c, 0, sizeof c);
+  int rc, i, nchanged = 0, routed = 0;
+  memset(&own, 0, sizeof own);
   memset(&attrs, 0, sizeof attrs);
   memset(&d, 0, sizeof d);
   if (result != NULL)
@@ -1344,42 +1393,66 @@ int chm__op_submit(chm__tk *t, const chm__who *who, chm__tok *tok,
                        "(gateway role '%s'); it moves on when "
                        "the child token is finalized",
                        tok->uow_id, role.name);
-  if ((rc = chm__tk_parse_changes(t, changes_json, &c)) != CHM_OK)
+  if (parsed == NULL &&
+      (rc = chm__tk_parse_changes(t, changes_json, &own)) != CHM_OK)
     return rc;
-  if ((rc = check_changes(t, tok, &role, &c)) != CHM_OK)
+  if ((rc = check_changes(t, tok, &role, cp)) != CHM_OK)
     goto done;
   if ((rc = wf_lookup(t, tok->workflow_id, &w)) != CHM_OK)
     goto done;
-  if ((rc = chm__tk_attrs_load(t, tok->uow_id, &attrs)) != CHM_OK)
+  if (held == NULL && (rc = chm__tk_attrs_load(t, tok->uow_id, a)) != CHM_OK)
     goto done;
-  reasoning = c.reasoning != NULL ? strdup(c.reasoning)
-                                  : chm__strdupf("submit by '%s' as '%s'",
-                                                 who->name, role.name);
+  reasoning = cp->reasoning != NULL ? strdup(cp->reasoning)
+                                    : chm__strdupf("submit by '%s' as '%s'",
+                                                   who->name, role.name);
   if (reasoning == NULL)
     goto oom;
-  for (i = 0; i < c.set.n && rc == CHM_OK; i++) {
+  if (chm__submit_is_plain(cp, &role)) {
+    /* Route first, on the attributes as they will be: a plain submit that
+    ** is refused has then written nothing (routing reads no table the
+    ** writes below change). */
+    chm__attrs after;
+    memset(&after, 0, sizeof after);
+    for (i = 0; i < a->n && rc == CHM_OK; i++)
+      if (chm__attrs_set(&after, a->v[i].key, a->v[i].value,
+                         a->v[i].attribute_id, a->v[i].version) != 0)
+        rc = CHM_NOMEM;
+    for (i = 0; i < cp->set.n && rc == CHM_OK; i++)
+      if (chm__attrs_set(&after, cp->set.v[i].key, cp->set.v[i].value, "", 0) !=
+          0)
+        rc = CHM_NOMEM;
+    if (rc == CHM_OK)
+      rc = decide(t, tok, &after, w.name, &role, &d);
+    chm__attrs_free(&after);
+    if (rc == CHM_NOMEM)
+      goto oom;
+    if (rc != CHM_OK)
+      goto done;
+    routed = 1;
+  }
+  for (i = 0; i < cp->set.n && rc == CHM_OK; i++) {
     int ch = 0;
-    rc = chm__tk_attr_put(t, tok->uow_id, &attrs, c.set.v[i].key,
-                          c.set.v[i].value, who->id, reasoning, NULL, &ch);
+    rc = chm__tk_attr_put(t, tok->uow_id, a, cp->set.v[i].key,
+                          cp->set.v[i].value, who->id, reasoning, NULL, &ch);
     if (ch) {
       chm__buf_add(&changed, nchanged++ ? "," : "");
-      chm__buf_jstr(&changed, c.set.v[i].key);
+      chm__buf_jstr(&changed, cp->set.v[i].key);
     }
   }
   if (rc != CHM_OK)
     goto done;
-  for (i = 0; i < c.teach.n && rc == CHM_OK; i++)
-    rc = chm__tk_memory_put(t, role.id, who->id, c.teach.v[i].key,
-                            c.teach.v[i].value);
+  for (i = 0; i < cp->teach.n && rc == CHM_OK; i++)
+    rc = chm__tk_memory_put(t, role.id, who->id, cp->teach.v[i].key,
+                            cp->teach.v[i].value);
   if (rc != CHM_OK)
     goto done;
-  if (c.teach.n > 0) {
+  if (cp->teach.n > 0) {
     chm__logrow r;
     chm__buf tb = {0};
     chm__buf_add(&tb, "{\"keys\":[");
-    for (i = 0; i < c.teach.n; i++) {
+    for (i = 0; i < cp->teach.n; i++) {
       chm__buf_add(&tb, i ? "," : "");
-      chm__buf_jstr(&tb, c.teach.v[i].key);
+      chm__buf_jstr(&tb, cp->teach.v[i].key);
     }
     chm__buf_add(&tb, "]}");
     if ((det = chm__buf_take(&tb)) == NULL)
@@ -1405,10 +1478,10 @@ int chm__op_submit(chm__tk *t, const chm__who *who, chm__tok *tok,
   if ((det = chm__buf_take(&b)) == NULL)
     goto oom;
 
-  if (c.fail != NULL) {
-    rc = chm__op_fail_to(t, tok, who->id, role.id, "FAILED", "EPSILON", c.fail,
-                         "FAIL", det);
-  } else if (c.give_up) {
+  if (cp->fail != NULL) {
+    rc = chm__op_fail_to(t, tok, who->id, role.id, "FAILED", "EPSILON",
+                         cp->fail, "FAIL", det);
+  } else if (cp->give_up) {
     chm__move m;
     memset(&m, 0, sizeof m);
     m.event = "GIVE_UP";
@@ -1419,20 +1492,20 @@ int chm__op_submit(chm__tk *t, const chm__who *who, chm__tok *tok,
     rc = chm__tk_set_status(t, tok, "ARCHIVED", NULL, &m);
     if (rc == CHM_OK && tok->return_uow_id[0] != '\0')
       rc = gateway_return(t, tok, who);
-  } else if (c.end) {
+  } else if (cp->end) {
     rc = finalize(t, tok, who, role.id, "END", det);
   } else if (strcmp(role.type, "OMEGA") == 0) {
     rc = finalize(t, tok, who, role.id, "FINALIZE", det);
   } else {
-    if (c.nchildren > 0) {
-      if ((kids = calloc((size_t)c.nchildren, CHM__ID)) == NULL)
+    if (cp->nchildren > 0) {
+      if ((kids = calloc((size_t)cp->nchildren, CHM__ID)) == NULL)
         goto oom;
       if ((rc = chm__tk_exec(t, CHM__Q_TOK_COUNTS, "siii", tok->uow_id,
-                             (int64_t)c.nchildren, (int64_t)0, t->now)) !=
+                             (int64_t)cp->nchildren, (int64_t)0, t->now)) !=
           CHM_OK)
         goto done;
-      for (i = 0; i < c.nchildren && rc == CHM_OK; i++)
-        rc = spawn_child(t, tok, &attrs, &c.children[i], who, &role, reasoning,
+      for (i = 0; i < cp->nchildren && rc == CHM_OK; i++)
+        rc = spawn_child(t, tok, a, &cp->children[i], who, &role, reasoning,
                          kids[i]);
       if (rc != CHM_OK)
         goto done;
@@ -1444,14 +1517,14 @@ int chm__op_submit(chm__tk *t, const chm__who *who, chm__tok *tok,
           goto done;
       }
     }
-    if ((rc = decide(t, tok, &attrs, w.name, &role, &d)) == CHM_OK) {
+    if (routed || (rc = decide(t, tok, a, w.name, &role, &d)) == CHM_OK) {
       chm__move m;
       chm__buf db = {0};
       /* the routing details plus the submit's */
       chm__buf_addn(&db, d.details, strlen(d.details) - 1);
       chm__buf_add(&db, ",\"submit\":");
       chm__buf_add(&db, det);
-      chm__buf_addf(&db, ",\"children\":%d}", c.nchildren);
+      chm__buf_addf(&db, ",\"children\":%d}", cp->nchildren);
       free(d.details);
       if ((d.details = chm__buf_take(&db)) == NULL)
         goto oom;
@@ -1475,7 +1548,7 @@ int chm__op_submit(chm__tk *t, const chm__who *who, chm__tok *tok,
   chm__buf_jstr(&b, iname);
   chm__buf_addf(&b, ",\"version\":%lld,\"children\":[",
                 (long long)tok->version);
-  for (i = 0; i < c.nchildren; i++) {
+  for (i = 0; i < cp->nchildren; i++) {
     chm__buf_add(&b, i ? "," : "");
     chm__buf_jstr(&b, kids[i]);
   }
@@ -1488,7 +1561,7 @@ oom:
 done:
   chm__buf_free(&b);
   chm__buf_free(&changed);
-  chm__changes_free(&c);
+  chm__changes_free(&own);
   chm__attrs_free(&attrs);
   dest_free(&d);
   free(kids);
@@ -1520,7 +1593,8 @@ int chm_submit(chm_instance *inst, const char *uow_id, const char *actor,
     return rc;
   if ((rc = chm__tk_who(t, actor, 1, &who)) == CHM_OK &&
       (rc = chm__tk_load(t, uow_id, &tok)) == CHM_OK)
-    rc = chm__op_submit(t, &who, &tok, version, changes_json, result_json);
+    rc = chm__op_submit(t, &who, &tok, version, changes_json, NULL, NULL,
+                        result_json);
   rc = finish(t, rc, 0);
   if (rc != CHM_OK && result_json != NULL && *result_json != NULL) {
     free(*result_json);
