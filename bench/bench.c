@@ -14,7 +14,7 @@
 **   chm_bench run DB BATCH        time chm_run (batch BATCH) on DB
 **   chm_bench duel E C X BATCH CHUNK TOTAL CEILING
 **                                 the engine on E, the ceiling on C and the
-**                                 engine with temp_store=MEMORY on X take
+**                                 engine again on X (noise check) take
 **                                 turns of CHUNK moves until TOTAL each
 **   chm_bench trace DB STEPS      SQL statements per run step (warm)
 **   chm_bench verify DB           chm_verify plus a summary of the store
@@ -297,8 +297,9 @@ static int cmd_trace(char **argv) {
 
 /* duel ENGINE_DB CEILING_DB EXP_DB BATCH CHUNK TOTAL CEILING_BIN: the
 ** engine (chm_run on ENGINE_DB), the ceiling (CEILING_BIN --serve on
-** CEILING_DB, a child process) and the engine with PRAGMA
-** temp_store=MEMORY on EXP_DB (an experiment) take turns of CHUNK moves,
+** CEILING_DB, a child process) and the engine again on EXP_DB (a noise
+** check: it once measured temp_store=MEMORY, now the engine's default)
+** take turns of CHUNK moves,
 ** in rotating order, until each made TOTAL: they see the same disk at the
 ** same moments, so a slow stretch of fsync hits all three. */
 static int cmd_duel(char **argv) {
@@ -308,13 +309,10 @@ static int cmd_duel(char **argv) {
   chm_instance *inst[2];
   int to_child[2], from_child[2];
   FILE *cin, *cout;
-  char line[128], *err = NULL;
+  char line[128];
   pid_t pid;
   inst[0] = open_inst(argv[0]);
   inst[1] = open_inst(argv[2]);
-  if (sqlite3_exec(chm__instance_core(inst[1])->db, "PRAGMA temp_store=MEMORY",
-                   NULL, NULL, &err) != SQLITE_OK)
-    die("temp_store", err);
   if (pipe(to_child) != 0 || pipe(from_child) != 0 || (pid = fork()) < 0)
     die("duel", "cannot start the ceiling");
   if (pid == 0) {
