@@ -59,85 +59,11 @@ local function assert_has(text, needle, what)
   end
 end
 
--- A small strict JSON decoder (the sanitized module cannot be loaded under
--- ASan, so the CLI's answers are read without it).
-local NULL = setmetatable({}, { __name = "json.null" })
-local function json_decode(s)
-  local i = 1
-  local function fail(m) error(string.format("bad JSON (%s at offset %d): %s", m, i, s:sub(1, 200)), 0) end
-  local function ws() i = s:find("[^ \t\r\n]", i) or #s + 1 end
-  local ESC = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f",
-                n = "\n", r = "\r", t = "\t" }
-  local function str()
-    local out = {}
-    i = i + 1
-    while true do
-      local c = s:sub(i, i)
-      if c == "" then fail("unterminated string") end
-      if c == '"' then i = i + 1; return table.concat(out) end
-      if c == "\\" then
-        local e = s:sub(i + 1, i + 1)
-        if ESC[e] then
-          out[#out + 1] = ESC[e]; i = i + 2
-        elseif e == "u" and s:sub(i + 2, i + 5):match("^%x%x%x%x$") then
-          out[#out + 1] = utf8.char(tonumber(s:sub(i + 2, i + 5), 16)); i = i + 6
-        else
-          fail("bad escape")
-        end
-      elseif c:byte() < 32 then
-        fail("control character in string")
-      else
-        local j = s:find('["\\%c]', i) or #s + 1
-        out[#out + 1] = s:sub(i, j - 1); i = j
-      end
-    end
-  end
-  local value
-  local function seq(close, item)
-    i = i + 1; ws()
-    if s:sub(i, i) == close then i = i + 1; return end
-    while true do
-      item(); ws()
-      local c = s:sub(i, i)
-      i = i + 1
-      if c == close then return end
-      if c ~= "," then fail("expected ',' or '" .. close .. "'") end
-    end
-  end
-  function value()
-    ws()
-    local c = s:sub(i, i)
-    if c == "{" then
-      local t = {}
-      seq("}", function()
-        ws()
-        if s:sub(i, i) ~= '"' then fail("expected a key") end
-        local k = str(); ws()
-        if s:sub(i, i) ~= ":" then fail("expected ':'") end
-        i = i + 1
-        t[k] = value()
-      end)
-      return t
-    elseif c == "[" then
-      local t = {}
-      seq("]", function() t[#t + 1] = value() end)
-      return t
-    elseif c == '"' then
-      return str()
-    end
-    for word, v in pairs({ ["true"] = true, ["false"] = false, null = NULL }) do
-      if s:sub(i, i + #word - 1) == word then i = i + #word; return v end
-    end
-    local num = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", i)
-    if not num then fail("unexpected character") end
-    i = i + #num
-    return math.tointeger(tonumber(num)) or tonumber(num)
-  end
-  local v = value()
-  ws()
-  if i <= #s then fail("text after the value") end
-  return v
-end
+-- The CLI's JSON is read with the engine's own exact codec (the regular
+-- module: under `make asan` the specs still load the unsanitized build).
+local cjson = require("chameleon").json
+local NULL = cjson.null
+local json_decode = cjson.decode
 
 -- json(r) -> the decoded stdout of a run.
 local function json(r)
