@@ -218,7 +218,7 @@ describe("chameleon token commands", function()
     local id = invoice(inst)
     local r = expect(run(dir, { "checkout", inst, "--actor", "ap-specialist", "--role", "physician" }), 4)
     assert_has(r.err, "chameleon: checkout: no work for role 'physician' in 'ate'")
-    assert_has(r.err, "hint: 'chameleon queues INSTANCE' shows what waits where")
+    assert_has(r.err, "hint: 'chameleon queues " .. inst .. "' shows what waits where")
     assert_has(expect(run(dir, { "checkout", inst, "--actor", "ghost", "--role", "FA-M-001" }), 4).err,
                "no actor 'ghost'")
     assert_has(expect(run(dir, { "token", inst, "nope" }), 4).err, "no token 'nope'")

@@ -388,12 +388,15 @@ int cli_cmd_checkout(cli *c) {
     return rc;
   rc = chm_checkout(c->inst, c->actor, c->role, c->interaction, &json);
   if (rc != CHM_OK) {
+    char hint[1200];
     chm_free(json);
     /* No work (rather than no such actor or role): where work waits. */
+    snprintf(hint, sizeof hint, "'chameleon queues %s' shows what waits where",
+             c->pos[0]);
     return fail(c, rc,
                 rc == CHM_NOTFOUND &&
                         strncmp(chm_instance_errmsg(c->inst), "no work", 7) == 0
-                    ? "'chameleon queues INSTANCE' shows what waits where"
+                    ? hint
                     : NULL);
   }
   if (c->json) {
