@@ -1,12 +1,15 @@
 /*
 ** uuid.c — RFC 9562 version-7 UUIDs: 48 bits of Unix milliseconds, then
 ** 12 bits of a per-millisecond counter (so ids made in the same
-** millisecond still sort in creation order), then 62 random bits from
-** libuuid's generator. Time comes from the real clock, not the virtual
-** one, so ids never repeat across virtual-time rewinds.
+** millisecond still sort in creation order), then 62 random bits from the
+** kernel (getrandom; libuuid's generator if that fails — libuuid reseeds
+** on every call, which made it the costliest part of an id). Time comes
+** from the real clock, not the virtual one, so ids never repeat across
+** virtual-time rewinds.
 */
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <uuid/uuid.h>
@@ -21,7 +24,7 @@ void chm__uuid7(char out[37]) {
   unsigned char b[16];
   struct timespec ts;
   int64_t ms;
-  uuid_generate_random(b);
+  if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) uuid_generate_random(b);
   clock_gettime(CLOCK_REALTIME, &ts);
   ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
   pthread_mutex_lock(&order_lock); /* handles on other threads share the order */
