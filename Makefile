@@ -34,8 +34,6 @@ CLI_SRC  := $(sort $(wildcard engine/cli/*.c))
 LUA_SRC  := $(sort $(wildcard lua/*.lua))
 SQL_SRC  := $(sort $(wildcard sql/common/*.sql sql/meta/*.sql sql/instance/*.sql))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/embedded.o
-MOD_OBJ  := $(filter %/lmodule.o,$(LIB_OBJ))
-CORE_OBJ := $(filter-out %/lmodule.o,$(LIB_OBJ))
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 CTEST_SRC := $(sort $(wildcard tests/c/test_*.c))
 CTEST_BIN := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)

@@ -244,7 +244,6 @@ static int query_body(lua_State *L) {
     tail++;
   if ((tail != NULL && *tail != '\0') || !sqlite3_stmt_readonly(st)) {
     sqlite3_finalize(st);
-    lua_pushliteral(L, "DENIED");
     return luaL_error(L, "only one read-only statement is allowed here "
                          "(writes go through the engine's commands)");
   }
