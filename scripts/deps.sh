@@ -5,7 +5,7 @@
 # drag in lua5.2 as its only interpreter.
 set -e
 PKGS="make gcc libc6-dev pkg-config lua5.4 liblua5.4-dev libsqlite3-dev sqlite3 lua-cjson \
-uuid-dev lua-busted lua-check libssl-dev libreadline-dev graphviz"
+uuid-dev zlib1g-dev lua-busted lua-check libssl-dev libreadline-dev graphviz valgrind"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
