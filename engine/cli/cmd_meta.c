@@ -166,22 +166,22 @@ typedef struct deferred {
 
 int cli_cmd_import(cli *c) {
   deferred *left = calloc((size_t)c->npos, sizeof *left);
-  const char **todo = calloc((size_t)c->npos, sizeof *todo);
+  const char **queue = calloc((size_t)c->npos, sizeof *queue);
   cli_buf out = {0};
-  int ntodo = c->npos, nleft = 0, rc;
+  int nqueue = c->npos, nleft = 0, rc;
 
-  if (!left || !todo) {
+  if (!left || !queue) {
     free(left);
-    free(todo);
+    free(queue);
     return cli_error(c, CLI_EXIT_ERROR, NULL, "out of memory");
   }
   if ((rc = cli_open_meta(c, 0)) != CLI_EXIT_OK) {
     free(left);
-    free(todo);
+    free(queue);
     return rc;
   }
-  for (int i = 0; i < ntodo; i++)
-    todo[i] = c->pos[i];
+  for (int i = 0; i < nqueue; i++)
+    queue[i] = c->pos[i];
   cli_buf_add(&out, "[\n", 2);
   /* Passes: a file refused as invalid is tried again after another file
   ** was stored (it may be the child workflow it refers to), so that
@@ -189,28 +189,28 @@ int cli_cmd_import(cli *c) {
   for (;;) {
     int progress = 0;
     nleft = 0;
-    for (int i = 0; i < ntodo; i++) {
+    for (int i = 0; i < nqueue; i++) {
       char *report = NULL;
-      rc = chm_meta_import(c->m, todo[i], &report);
+      rc = chm_meta_import(c->m, queue[i], &report);
       if (rc == CHM_INVALID) {
         deferred *d = &left[nleft++];
-        d->file = todo[i];
+        d->file = queue[i];
         d->msg = strdup(chm_meta_errmsg(c->m));
         d->report = report;
         continue;
       }
-      file_outcome(c, &out, todo[i], rc, report, chm_meta_errmsg(c->m), 1);
+      file_outcome(c, &out, queue[i], rc, report, chm_meta_errmsg(c->m), 1);
       chm_free(report);
       progress |= rc == CHM_OK;
     }
     if (nleft == 0 || !progress)
       break;
     for (int i = 0; i < nleft; i++) {
-      todo[i] = left[i].file;
+      queue[i] = left[i].file;
       free(left[i].msg);
       chm_free(left[i].report);
     }
-    ntodo = nleft;
+    nqueue = nleft;
   }
   for (int i = 0; i < nleft; i++) {
     file_outcome(c, &out, left[i].file, CHM_INVALID, left[i].report,
@@ -223,7 +223,7 @@ int cli_cmd_import(cli *c) {
     cli_put_text(stdout, out.s);
   cli_buf_free(&out);
   free(left);
-  free(todo);
+  free(queue);
   return c->status;
 }
 
