@@ -158,6 +158,8 @@ void chm__buf_free(chm__buf *b);
      "SELECT EXISTS (SELECT 1 FROM Local_Components c JOIN Local_Roles r "     \
      "USING (role_id) WHERE c.interaction_id = ? AND c.direction = "           \
      "'INBOUND' AND r.role_type = 'OMEGA')")                                   \
+  XX(COMPONENT_GUARDED,                                                        \
+     "SELECT EXISTS (SELECT 1 FROM Local_Guardians WHERE component_id = ?)")   \
   XX(WORKFLOW,                                                                 \
      "SELECT local_workflow_id, name, max_interactions FROM Local_Workflows "  \
      "WHERE (?1 IS NULL AND is_master = 1) OR name = ?1 "                      \
@@ -353,7 +355,8 @@ enum chm__memo_kind {
   CHM__M_INAME,    /* interaction_id -> its name (char[]) */
   CHM__M_WORKFLOW, /* WORKFLOW by name or id -> its row (tokenops.c) */
   CHM__M_MASTER,   /* "" -> the master workflow's row (tokenops.c) */
-  CHM__M_ALPHA     /* workflow_id -> role_id of its first ALPHA role */
+  CHM__M_ALPHA,    /* workflow_id -> role_id of its first ALPHA role */
+  CHM__M_GUARDED   /* component_id -> int: has at least one guardian */
 };
 
 /* chm__tk_memo_get(t, kind, key, &size) -> the cached value (size bytes,

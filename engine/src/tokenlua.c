@@ -850,6 +850,29 @@ void chm__gate_free(chm__gate *g) {
   memset(g, 0, sizeof *g);
 }
 
+/* guarded_component(t, id, &yes): does the component carry a guardian?
+** From the graph cache (guardians never change after instantiation). */
+static int guarded_component(chm__tk *t, const char *id, int *yes) {
+  const int *m = chm__tk_memo_get(t, CHM__M_GUARDED, id, NULL);
+  sqlite3_stmt *st;
+  int rc;
+  *yes = 1;
+  if (m != NULL) {
+    *yes = *m;
+    return CHM_OK;
+  }
+  if ((st = chm__tk_q(t, CHM__Q_COMPONENT_GUARDED, "s", id)) == NULL)
+    return CHM_DB;
+  rc = chm__tk_step(t, CHM__Q_COMPONENT_GUARDED, st);
+  if (rc < 0)
+    return CHM_DB;
+  if (rc == SQLITE_ROW)
+    *yes = sqlite3_column_int(st, 0);
+  chm__tk_reset(st);
+  chm__tk_memo_put(t, CHM__M_GUARDED, id, yes, sizeof *yes);
+  return CHM_OK;
+}
+
 int chm__tk_gate(chm__tk *t, char (*ids)[CHM__ID], int n, const chm__view *v,
                  chm__gate *g) {
   call k;
@@ -858,6 +881,11 @@ int chm__tk_gate(chm__tk *t, char (*ids)[CHM__ID], int n, const chm__view *v,
   memset(g, 0, sizeof *g);
   g->pass = 1;
   for (i = 0; i < n; i++) {
+    int guarded;
+    if ((rc = guarded_component(t, ids[i], &guarded)) != CHM_OK)
+      return rc;
+    if (!guarded)
+      continue; /* no guardian: nothing to decide, judge.gate would pass */
     memset(&k, 0, sizeof k);
     k.kind = K_GATE;
     k.id = ids[i];
