@@ -457,7 +457,11 @@ typedef struct chm_run_opts {
 ** other role submits with no changes. A step that errors, exceeds its
 ** budget or memory, or returns bad changes sends the token FAILED to the
 ** Ate and the run goes on. opts NULL = defaults. *report_json (caller
-** frees): {"steps":N,"moves":N,"failed":N,"commits":N}. */
+** frees): {"steps":N,"moves":N,"failed":N,"commits":N}. An interrupt
+** (chm_instance_interrupt from another thread or a signal handler) stops
+** the run between operations with CHM_BUDGET; an operation it lands in is
+** rolled back, leaving its token where it was; the report still tells
+** what was done. */
 int chm_run(chm_instance *inst, const chm_run_opts *opts, char **report_json);
 
 /* A skill: a C function step scripts call as ctx.skills.<name>(args).

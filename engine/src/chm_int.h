@@ -68,6 +68,10 @@ int chm__pcall(lua_State *L, int nargs, int nres, const chm_limits *limits);
 void chm__sandbox_interrupt(lua_State *L);
 void chm__sandbox_clear_interrupt(lua_State *L);
 
+/* chm__sandbox_interrupted(L) -> 1 while an interrupt request is pending
+** (the run loop stops between operations on it). */
+int chm__sandbox_interrupted(lua_State *L);
+
 /* chm__push_sandbox_env(L)   [-0, +1, m]
 ** Push a fresh environment table built from the allow-list (fresh copies
 ** of the library tables, so a script can only damage its own copies). */

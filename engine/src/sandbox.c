@@ -193,6 +193,10 @@ void chm__sandbox_interrupt(lua_State *L) {
   if (L != NULL && !foreign_state(L)) sandbox_of(L)->interrupted = 1;
 }
 
+int chm__sandbox_interrupted(lua_State *L) {
+  return L != NULL && !foreign_state(L) && sandbox_of(L)->interrupted;
+}
+
 void chm__sandbox_clear_interrupt(lua_State *L) {
   if (L != NULL && !foreign_state(L)) sandbox_of(L)->interrupted = 0;
 }

@@ -230,6 +230,14 @@ static int run_one(chm__tk *t, const chm__who *who, const char *role_id,
                         s.has_parsed ? &s.parsed : NULL, outcome);
     goto done;
   }
+  if (chm__sandbox_interrupted(t->c->L)) {
+    /* the operator stopped the run, not the step: undo this operation
+    ** (the caller rolls it back) instead of failing the token */
+    rc = chm__tk_err(t, CHM_BUDGET, "run interrupted during the step of "
+                     "role '%s'; token %s is where it was",
+                     role.name, tok.uow_id);
+    goto done;
+  }
   why = chm__strdupf("step of role '%s' failed (%s): %s", role.name,
                      chm_errname(s.rc), s.error ? s.error : "?");
   {
@@ -298,6 +306,7 @@ int chm_run(chm_instance *inst, const chm_run_opts *opts, char **report_json) {
     return rc;
   if (report_json != NULL)
     *report_json = NULL;
+  chm__sandbox_clear_interrupt(t->c->L); /* a stale Ctrl-C does not count */
   batch = opts != NULL && opts->batch > 0 ? opts->batch : 1;
   max_steps = opts != NULL && opts->max_steps > 0 ? opts->max_steps : 0;
   if ((rc = chm__tk_begin(t, 1)) != CHM_OK)
@@ -322,6 +331,11 @@ int chm_run(chm_instance *inst, const chm_run_opts *opts, char **report_json) {
       int outcome, first = 0;
       if (max_steps && steps >= max_steps)
         goto stop;
+      if (chm__sandbox_interrupted(t->c->L)) { /* Ctrl-C: stop between ops */
+        rc = chm__tk_err(t, CHM_BUDGET, "run interrupted after %ld steps; "
+                         "run again to go on", steps);
+        goto stop;
+      }
       if (!t->in_tx) {
         if ((rc = chm__tk_begin(t, 1)) != CHM_OK)
           goto out;

@@ -1192,6 +1192,17 @@ static int double_cb(void *ud, const char *args, char **result, char **error) {
   return 0;
 }
 
+/* A skill that asks the run to stop, as a SIGINT handler calling
+** chm_instance_interrupt would, then answers normally. */
+static int interrupting_cb(void *ud, const char *args, char **result,
+                           char **error) {
+  (void)args;
+  (void)error;
+  chm_instance_interrupt((chm_instance *)ud);
+  *result = strdup("{\"n\": 1}");
+  return 0;
+}
+
 static void auto_tokens(char ok[37], char err[37], char slow[37],
                         char skill[37], char bad[37], char lost[37]) {
   char *out = NULL;
@@ -1207,6 +1218,65 @@ static void auto_tokens(char ok[37], char err[37], char slow[37],
   G(bad, "{\"kind\": \"bad\"}");
   G(lost, "{\"kind\": \"lost\"}");
 #undef G
+}
+
+/* Ctrl-C during a run stops it between operations: the operation that was
+** interrupted is undone, no token is failed, and the next run goes on. */
+TEST(run_interrupted) {
+  char *out = NULL, first[37], second[37];
+  new_instance("TK-AUTO");
+  ASSERT_RC(chm_register_skill(inst, "double", interrupting_cb, inst), CHM_OK);
+  ASSERT_RC(chm_genesis(inst, NULL, "{\"kind\": \"skill\", \"n\": 1}", NULL,
+                        &out), CHM_OK);
+  snprintf(first, sizeof first, "%s", out);
+  chm_free(out);
+  ASSERT_RC(chm_genesis(inst, NULL, "{\"kind\": \"ok\", \"n\": 2}", NULL,
+                        &out), CHM_OK);
+  snprintf(second, sizeof second, "%s", out);
+  chm_free(out);
+  out = NULL;
+  ASSERT_RC(chm_run(inst, NULL, &out), CHM_BUDGET);
+  ASSERT_CONTAINS(chm_instance_errmsg(inst), "interrupted");
+  chm_free(out);
+  out = NULL;
+  ASSERT_INT_EQ(atoi(q("SELECT count(*) FROM UnitsOfWork WHERE status IN "
+                       "('FAILED', 'ACTIVE')")), 0);
+  ASSERT_STR_EQ(status_of(second), "PENDING");
+  ASSERT_RC(chm_register_skill(inst, "double", double_cb, &(int){0}), CHM_OK);
+  ASSERT_RC(chm_run(inst, NULL, &out), CHM_OK);
+  chm_free(out);
+  ASSERT_STR_EQ(status_of(first), "FINALIZED");
+  ASSERT_STR_EQ(status_of(second), "FINALIZED");
+}
+
+/* ...and an interrupt that lands inside a step undoes that operation: the
+** token is back where it was, PENDING, not FAILED. */
+TEST(run_interrupted_in_step) {
+  char *out = NULL, id[37];
+  int calls = 0;
+  new_instance("TK-AUTO");
+  ASSERT_RC(chm_register_skill(inst, "double", interrupting_cb, inst), CHM_OK);
+  ASSERT_RC(chm_genesis(inst, NULL,
+                        "{\"kind\": \"skill\", \"n\": 4, \"spin_after\": true}",
+                        NULL, &out), CHM_OK);
+  snprintf(id, sizeof id, "%s", out);
+  chm_free(out);
+  out = NULL;
+  ASSERT_RC(chm_run(inst, NULL, &out), CHM_BUDGET);
+  ASSERT_CONTAINS(chm_instance_errmsg(inst), "during the step of role 'skilled'");
+  chm_free(out);
+  out = NULL;
+  ASSERT_STR_EQ(status_of(id), "PENDING");
+  ASSERT_STR_EQ(place_of(id), "skill");
+  ASSERT_INT_EQ(atoi(q("SELECT count(*) FROM Interaction_Logs WHERE event = "
+                       "'STEP_ERROR'")), 0);
+  ASSERT_RC(chm_register_skill(inst, "double", double_cb, &calls), CHM_OK);
+  ASSERT_RC(chm_run(inst, NULL, &out), CHM_OK);
+  chm_free(out);
+  ASSERT_STR_EQ(status_of(id), "FINALIZED");
+  ASSERT_STR_EQ(attr(id, "skill_result"), "8");
+  ASSERT_RC(chm_verify(inst, &out), CHM_OK);
+  chm_free(out);
 }
 
 TEST(run_steps) {
@@ -1432,6 +1502,8 @@ TEST(gateway_archived_and_paused) {
   X(memory)                                                                    \
   X(two_handles)                                                               \
   X(concurrent_checkout)                                                       \
+  X(run_interrupted)                                                           \
+  X(run_interrupted_in_step)                                                   \
   X(run_steps)                                                                 \
   X(run_batch_and_limits)                                                      \
   X(gateway)                                                                   \
