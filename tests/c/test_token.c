@@ -1224,6 +1224,7 @@ static void auto_tokens(char ok[37], char err[37], char slow[37],
 ** interrupted is undone, no token is failed, and the next run goes on. */
 TEST(run_interrupted) {
   char *out = NULL, first[37], second[37];
+  int calls = 0;
   new_instance("TK-AUTO");
   ASSERT_RC(chm_register_skill(inst, "double", interrupting_cb, inst), CHM_OK);
   ASSERT_RC(chm_genesis(inst, NULL, "{\"kind\": \"skill\", \"n\": 1}", NULL,
@@ -1242,7 +1243,7 @@ TEST(run_interrupted) {
   ASSERT_INT_EQ(atoi(q("SELECT count(*) FROM UnitsOfWork WHERE status IN "
                        "('FAILED', 'ACTIVE')")), 0);
   ASSERT_STR_EQ(status_of(second), "PENDING");
-  ASSERT_RC(chm_register_skill(inst, "double", double_cb, &(int){0}), CHM_OK);
+  ASSERT_RC(chm_register_skill(inst, "double", double_cb, &calls), CHM_OK);
   ASSERT_RC(chm_run(inst, NULL, &out), CHM_OK);
   chm_free(out);
   ASSERT_STR_EQ(status_of(first), "FINALIZED");
