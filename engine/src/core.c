@@ -230,6 +230,33 @@ int chm__read_file(const char *path, char **text, size_t *len, char **err) {
   return CHM_OK;
 }
 
+/* A statement owned by a userdata, so that an error raised while its rows
+** are turned into Lua values (out of memory) still finalizes it. */
+static int stmt_gc(lua_State *L) {
+  sqlite3_stmt **p = lua_touserdata(L, 1);
+  if (*p != NULL) sqlite3_finalize(*p);
+  *p = NULL;
+  return 0;
+}
+
+/* guard_stmt(L, st)   [-0, +1, m] */
+static void guard_stmt(lua_State *L, sqlite3_stmt *st) {
+  sqlite3_stmt **p = lua_newuserdatauv(L, sizeof *p, 0);
+  *p = NULL;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, stmt_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  *p = st;
+}
+
+/* unguard_stmt(L, idx): finalize now the statement of the guard at idx. */
+static void unguard_stmt(lua_State *L, int idx) {
+  sqlite3_stmt **p = lua_touserdata(L, idx);
+  sqlite3_finalize(*p);
+  *p = NULL;
+}
+
 /* query_body(db, sql) -> json   [-2, +1, e]: one read-only statement. */
 static int query_body(lua_State *L) {
   sqlite3 *db = lua_touserdata(L, 1);
@@ -247,6 +274,7 @@ static int query_body(lua_State *L) {
     return luaL_error(L, "only one read-only statement is allowed here "
                          "(writes go through the engine's commands)");
   }
+  guard_stmt(L, st); /* finalized by __gc if building the rows raises */
   lua_newtable(L);
   ncol = sqlite3_column_count(st);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -264,8 +292,12 @@ static int query_body(lua_State *L) {
     }
     lua_rawseti(L, -2, ++n);
   }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return luaL_error(L, "SQL error: %s", sqlite3_errmsg(db));
+  if (rc != SQLITE_DONE) {
+    lua_pushfstring(L, "SQL error: %s", sqlite3_errmsg(db));
+    unguard_stmt(L, -3);
+    return lua_error(L);
+  }
+  unguard_stmt(L, -2);
   if (n == 0) { /* mark as array so an empty result prints [] */
     lua_pushcfunction(L, chm__json_open);
     lua_call(L, 0, 1);
