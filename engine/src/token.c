@@ -398,18 +398,26 @@ static int vbind(chm__tk *t, int q, sqlite3_stmt *st, const char *fmt,
   return 0;
 }
 
-sqlite3_stmt *chm__tk_q(chm__tk *t, int q, const char *fmt, ...) {
+/* vq(t, q, fmt, ap, destructor) -> statement q, reset and bound, or NULL
+** with the message set: what chm__tk_q, chm__tk_exec and chm__tk_one_text
+** share. */
+static sqlite3_stmt *vq(chm__tk *t, int q, const char *fmt, va_list ap,
+                        sqlite3_destructor_type destructor) {
   sqlite3_stmt *st = stmt(t, q);
-  va_list ap;
-  int bad;
   if (st == NULL)
     return NULL;
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
+  return vbind(t, q, st, fmt, ap, destructor) ? NULL : st;
+}
+
+sqlite3_stmt *chm__tk_q(chm__tk *t, int q, const char *fmt, ...) {
+  sqlite3_stmt *st;
+  va_list ap;
   va_start(ap, fmt);
-  bad = vbind(t, q, st, fmt, ap, SQLITE_TRANSIENT);
+  st = vq(t, q, fmt, ap, SQLITE_TRANSIENT);
   va_end(ap);
-  return bad ? NULL : st;
+  return st;
 }
 
 int chm__tk_step(chm__tk *t, int q, sqlite3_stmt *st) {
@@ -429,17 +437,13 @@ void chm__tk_reset(sqlite3_stmt *st) {
 }
 
 int chm__tk_exec(chm__tk *t, int q, const char *fmt, ...) {
-  sqlite3_stmt *st = stmt(t, q);
+  sqlite3_stmt *st;
   va_list ap;
-  int bad, rc;
-  if (st == NULL)
-    return CHM_DB;
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
+  int rc;
   va_start(ap, fmt);
-  bad = vbind(t, q, st, fmt, ap, SQLITE_STATIC);
+  st = vq(t, q, fmt, ap, SQLITE_STATIC);
   va_end(ap);
-  if (bad)
+  if (st == NULL)
     return CHM_DB;
   rc = chm__tk_step(t, q, st);
   if (rc < 0)
@@ -449,18 +453,14 @@ int chm__tk_exec(chm__tk *t, int q, const char *fmt, ...) {
 }
 
 int chm__tk_one_text(chm__tk *t, int q, char **out, const char *fmt, ...) {
-  sqlite3_stmt *st = stmt(t, q);
+  sqlite3_stmt *st;
   va_list ap;
-  int bad, rc;
+  int rc;
   *out = NULL;
-  if (st == NULL)
-    return CHM_DB;
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
   va_start(ap, fmt);
-  bad = vbind(t, q, st, fmt, ap, SQLITE_STATIC);
+  st = vq(t, q, fmt, ap, SQLITE_STATIC);
   va_end(ap);
-  if (bad)
+  if (st == NULL)
     return CHM_DB;
   rc = chm__tk_step(t, q, st);
   if (rc < 0)
