@@ -1168,24 +1168,38 @@ static int check_holder(chm__tk *t, const chm__tok *tok, const chm__who *who,
   return CHM_OK;
 }
 
+/* begin_held(inst, &t, uow_id, actor, op, &who, &tok): what heartbeat and
+** fail share — open the engine state, check the arguments, begin the
+** transaction, load the actor and the token and check that the actor
+** holds its lease. Returns -rc when nothing was begun (return rc as is),
+** else the check's status with the transaction open (end it with
+** finish). */
+static int begin_held(chm_instance *inst, chm__tk **t, const char *uow_id,
+                      const char *actor, const char *op, chm__who *who,
+                      chm__tok *tok) {
+  int rc;
+  if ((rc = chm__tk_open(inst, t)) != CHM_OK)
+    return -rc;
+  if (uow_id == NULL || actor == NULL)
+    return -chm__tk_err(*t, CHM_MISUSE,
+                        "chm_%s: a token id and an actor are required", op);
+  if ((rc = chm__tk_begin(*t, 1)) != CHM_OK)
+    return -rc;
+  if ((rc = chm__tk_who(*t, actor, 1, who)) == CHM_OK &&
+      (rc = chm__tk_load(*t, uow_id, tok)) == CHM_OK)
+    rc = check_holder(*t, tok, who, op);
+  return rc;
+}
+
 int chm_heartbeat(chm_instance *inst, const char *uow_id, const char *actor) {
   chm__tk *t;
   chm__who who;
   chm__tok tok;
   int rc;
-  if ((rc = chm__tk_open(inst, &t)) != CHM_OK)
-    return rc;
-  if (uow_id == NULL || actor == NULL)
-    return chm__tk_err(t, CHM_MISUSE,
-                       "chm_heartbeat: a token id and an "
-                       "actor are required");
   memset(&tok, 0, sizeof tok);
-  if ((rc = chm__tk_begin(t, 1)) != CHM_OK)
-    return rc;
-  if ((rc = chm__tk_who(t, actor, 1, &who)) == CHM_OK &&
-      (rc = chm__tk_load(t, uow_id, &tok)) == CHM_OK &&
-      (rc = check_holder(t, &tok, &who, "heartbeat")) == CHM_OK &&
-      tok.lease_expires_at != CHM__NULL_INT)
+  if ((rc = begin_held(inst, &t, uow_id, actor, "heartbeat", &who, &tok)) < 0)
+    return -rc;
+  if (rc == CHM_OK && tok.lease_expires_at != CHM__NULL_INT)
     rc = chm__tk_exec(t, CHM__Q_TOK_LEASE, "sii", tok.uow_id,
                       t->now + t->lease_ms, t->now);
   rc = finish(t, rc, 0);
@@ -1200,18 +1214,10 @@ int chm_fail(chm_instance *inst, const char *uow_id, const char *actor,
   chm__tok tok;
   char *why = NULL, *det = NULL;
   int rc;
-  if ((rc = chm__tk_open(inst, &t)) != CHM_OK)
-    return rc;
-  if (uow_id == NULL || actor == NULL)
-    return chm__tk_err(t, CHM_MISUSE,
-                       "chm_fail: a token id and an actor are "
-                       "required");
   memset(&tok, 0, sizeof tok);
-  if ((rc = chm__tk_begin(t, 1)) != CHM_OK)
-    return rc;
-  if ((rc = chm__tk_who(t, actor, 1, &who)) == CHM_OK &&
-      (rc = chm__tk_load(t, uow_id, &tok)) == CHM_OK &&
-      (rc = check_holder(t, &tok, &who, "fail")) == CHM_OK) {
+  if ((rc = begin_held(inst, &t, uow_id, actor, "fail", &who, &tok)) < 0)
+    return -rc;
+  if (rc == CHM_OK) {
     why = reason != NULL ? strdup(reason)
                          : chm__strdupf("failed by '%s'", who.name);
     det = why != NULL ? reason_json("reason", why) : NULL;
