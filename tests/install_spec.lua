@@ -277,11 +277,9 @@ describe("installed chameleon", function()
       assert_run(build("asan"))
     end)
 
-    it("runs clean under valgrind when it is installed", function()
-      if sh("command -v valgrind").code ~= 0 then
-        pending("valgrind is not installed")
-        return
-      end
+    it("runs clean under valgrind (scripts/deps.sh installs it)", function()
+      assert(sh("command -v valgrind").code == 0,
+        "valgrind is not installed: run scripts/deps.sh")
       local b = build("static")
       local r = sh("valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible " ..
         "--error-exitcode=99 ./embed invoice.lua", nil, b.dir)
