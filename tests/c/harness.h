@@ -51,4 +51,33 @@ static int test_failed; /* set by a failing ASSERT in the current test */
               #needle, h_ ? h_ : "(NULL)", n_);                                \
   } while (0)
 
+/* One test of a TEST_LIST. */
+typedef struct harness_test {
+  const char *name;
+  void (*fn)(void);
+} harness_test;
+
+/* harness_run(tests, n, argc, argv, after_each) -> number failed: runs
+** every test (or only the one named by argv[1]), calling after_each after
+** each, prints "ok"/"FAIL" per test and, last, "N passed, N failed". */
+static inline int harness_run(const harness_test *tests, size_t n, int argc,
+                              char **argv, void (*after_each)(void)) {
+  int passed = 0, failed = 0;
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (argc > 1 && strcmp(argv[1], tests[i].name) != 0)
+      continue;
+    test_failed = 0;
+    tests[i].fn();
+    after_each();
+    printf("%s %s\n", test_failed ? "FAIL" : "ok  ", tests[i].name);
+    if (test_failed)
+      failed++;
+    else
+      passed++;
+  }
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed;
+}
+
 #endif /* CHM_TEST_HARNESS_H */

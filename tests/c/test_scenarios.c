@@ -1416,10 +1416,7 @@ TEST(memory_playbook) {
   X(step_failures)                                                             \
   X(memory_playbook)
 
-static const struct {
-  const char *name;
-  void (*fn)(void);
-} tests[] = {
+static const harness_test tests[] = {
 #define TEST_ROW(name) {#name, test_##name},
     TEST_LIST(TEST_ROW)
 #undef TEST_ROW
@@ -1432,31 +1429,24 @@ static void teardown(void) {
     printf("could not remove %s\n", dir);
 }
 
+/* After each test: close what it opened, back to the real clock. */
+static void after_each(void) {
+  chm_instance_close(inst);
+  inst = NULL;
+  chm_meta_close(meta);
+  meta = NULL;
+  chm_clock_set_real();
+}
+
 int main(int argc, char **argv) {
-  int passed = 0, failed = 0;
-  size_t i;
+  int failed;
   snprintf(dir, sizeof dir, "/tmp/chm_test_scenarios.XXXXXX");
   if (mkdtemp(dir) == NULL) {
     perror("mkdtemp");
     return 2;
   }
-  for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-    if (argc > 1 && strcmp(argv[1], tests[i].name) != 0)
-      continue;
-    test_failed = 0;
-    tests[i].fn();
-    chm_instance_close(inst);
-    inst = NULL;
-    chm_meta_close(meta);
-    meta = NULL;
-    chm_clock_set_real();
-    printf("%s %s\n", test_failed ? "FAIL" : "ok  ", tests[i].name);
-    if (test_failed)
-      failed++;
-    else
-      passed++;
-  }
+  failed = harness_run(tests, sizeof tests / sizeof tests[0], argc, argv,
+                       after_each);
   teardown();
-  printf("%d passed, %d failed\n", passed, failed);
   return failed > 0;
 }

@@ -1510,10 +1510,7 @@ TEST(gateway_archived_and_paused) {
   X(gateway)                                                                   \
   X(gateway_archived_and_paused)
 
-static const struct {
-  const char *name;
-  void (*fn)(void);
-} tests[] = {
+static const harness_test tests[] = {
 #define TEST_ROW(name) {#name, test_##name},
     TEST_LIST(TEST_ROW)
 #undef TEST_ROW
@@ -1555,27 +1552,20 @@ static void teardown(void) {
     printf("could not remove %s\n", dir);
 }
 
+/* After each test: close what it opened, back to the real clock. */
+static void after_each(void) {
+  chm_instance_close(inst);
+  inst = NULL;
+  sqlite3_close(raw);
+  raw = NULL;
+  chm_clock_set_real();
+}
+
 int main(int argc, char **argv) {
-  int passed = 0, failed = 0;
-  size_t i;
+  int failed;
   setup();
-  for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-    if (argc > 1 && strcmp(argv[1], tests[i].name) != 0)
-      continue;
-    test_failed = 0;
-    tests[i].fn();
-    chm_instance_close(inst);
-    inst = NULL;
-    sqlite3_close(raw);
-    raw = NULL;
-    chm_clock_set_real();
-    printf("%s %s\n", test_failed ? "FAIL" : "ok  ", tests[i].name);
-    if (test_failed)
-      failed++;
-    else
-      passed++;
-  }
+  failed = harness_run(tests, sizeof tests / sizeof tests[0], argc, argv,
+                       after_each);
   teardown();
-  printf("%d passed, %d failed\n", passed, failed);
   return failed > 0;
 }
