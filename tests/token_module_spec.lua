@@ -515,6 +515,26 @@ describe("token module", function()
     end)
   end)
 
+  describe("the read-only query door", function()
+    it("refuses statements that would change the engine's connection, and the handle goes on", function()
+      for _, stmt in ipairs({ "BEGIN", "BEGIN IMMEDIATE", "SAVEPOINT s", "PRAGMA foreign_keys = OFF",
+                              "PRAGMA synchronous = OFF", "PRAGMA query_only = ON",
+                              "PRAGMA wal_checkpoint", "ATTACH DATABASE ':memory:' AS e",
+                              "DETACH DATABASE main" }) do
+        local rows, msg, code = inst:query(stmt)
+        assert.is_nil(rows, stmt)
+        assert.are.equal("DENIED", code, stmt)
+        assert.truthy(msg:find("read-only statement", 1, true), msg)
+      end
+      -- reporting pragmas still answer, and nothing above took effect
+      assert.are.equal(1, assert(inst:query("PRAGMA foreign_keys"))[1].foreign_keys)
+      assert.are.equal(2, assert(inst:query("PRAGMA synchronous"))[1].synchronous)
+      assert.truthy(#assert(inst:query("PRAGMA table_info('Local_Roles')")) > 5)
+      local id = assert(inst:genesis({ amount = 1 }))
+      assert.are.equal("PENDING", assert(inst:token(id)).status)
+    end)
+  end)
+
   describe("the kill switch, clarification and memory", function()
     local function desk_instance()
       inst:close()

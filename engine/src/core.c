@@ -14,6 +14,7 @@
 
 #include "chm_int.h"
 #include "core.h"
+#include "sandbox.h"
 
 /* Limits for trusted orchestration (import, instantiate...): generous,
 ** because user scripts inside them run under their own, tighter limits. */
@@ -230,51 +231,137 @@ int chm__read_file(const char *path, char **text, size_t *len, char **err) {
   return CHM_OK;
 }
 
-/* A statement owned by a userdata, so that an error raised while its rows
-** are turned into Lua values (out of memory) still finalizes it. */
-static int stmt_gc(lua_State *L) {
-  sqlite3_stmt **p = lua_touserdata(L, 1);
-  if (*p != NULL) sqlite3_finalize(*p);
-  *p = NULL;
+/* ---------------------------------------------------------------------
+** The read-only query door (chm_*_query, the CLI's `sql`, the REPL's
+** `.sql`). sqlite3_stmt_readonly alone lets through statements that write
+** nothing to the file yet change the connection the engine writes with:
+** BEGIN/SAVEPOINT (leave a transaction open), ATTACH (read any file),
+** PRAGMA assignments (foreign_keys=OFF, synchronous=OFF, query_only=ON).
+** An authorizer refuses those at prepare time; a progress handler lets
+** the door's deadline and Ctrl-C stop a long query.
+** ------------------------------------------------------------------- */
+
+/* Pragmas that only report. With a value, only the ones whose argument is
+** a table or index name to describe are allowed; "x = v" is refused. */
+static const char *const report_pragmas[] = {
+    "application_id", "collation_list", "compile_options", "data_version",
+    "database_list", "encoding", "foreign_key_check", "foreign_key_list",
+    "foreign_keys", "freelist_count", "function_list", "index_info",
+    "index_list", "index_xinfo", "integrity_check", "journal_mode",
+    "module_list", "page_count", "page_size", "pragma_list", "quick_check",
+    "schema_version", "synchronous", "table_info", "table_list",
+    "table_xinfo", "user_version", NULL};
+static const char *const described_pragmas[] = {
+    "foreign_key_check", "foreign_key_list", "index_info", "index_list",
+    "index_xinfo", "integrity_check", "quick_check", "table_info",
+    "table_list", "table_xinfo", NULL};
+
+static int in_list(const char *const *list, const char *name) {
+  for (; name != NULL && *list != NULL; list++)
+    if (sqlite3_stricmp(*list, name) == 0) return 1;
   return 0;
 }
 
-/* guard_stmt(L, st)   [-0, +1, m] */
-static void guard_stmt(lua_State *L, sqlite3_stmt *st) {
-  sqlite3_stmt **p = lua_newuserdatauv(L, sizeof *p, 0);
-  *p = NULL;
+/* query_authorizer: the prepare-time check of the read-only door. */
+static int query_authorizer(void *ud, int action, const char *a,
+                            const char *b, const char *dbname,
+                            const char *trigger) {
+  (void)ud, (void)dbname, (void)trigger;
+  switch (action) {
+    case SQLITE_TRANSACTION:
+    case SQLITE_SAVEPOINT:
+    case SQLITE_ATTACH:
+    case SQLITE_DETACH: return SQLITE_DENY;
+    case SQLITE_PRAGMA:
+      if (!in_list(report_pragmas, a)) return SQLITE_DENY;
+      if (b != NULL && !in_list(described_pragmas, a)) return SQLITE_DENY;
+      return SQLITE_OK;
+    default: return SQLITE_OK;
+  }
+}
+
+#define QUERY_POLL_EVERY 1000 /* SQLite VM steps between budget checks */
+
+/* query_progress: charges the query's VM steps to the open door and stops
+** the statement when the door is dying (deadline, budget, Ctrl-C). */
+static int query_progress(void *ud) {
+  return chm__sandbox_poll((lua_State *)ud, QUERY_POLL_EVERY);
+}
+
+/* A statement owned by a userdata, so that an error raised while its rows
+** are turned into Lua values (out of memory) still finalizes it and takes
+** the progress handler off the connection. */
+typedef struct query_guard {
+  sqlite3_stmt *st;
+  sqlite3 *db;
+} query_guard;
+
+static int stmt_gc(lua_State *L) {
+  query_guard *g = lua_touserdata(L, 1);
+  if (g->st != NULL) sqlite3_finalize(g->st);
+  if (g->db != NULL) sqlite3_progress_handler(g->db, 0, NULL, NULL);
+  g->st = NULL;
+  g->db = NULL;
+  return 0;
+}
+
+/* guard_stmt(L, db, st)   [-0, +1, m]: own st, and poll the door while
+** it runs. */
+static void guard_stmt(lua_State *L, sqlite3 *db, sqlite3_stmt *st) {
+  query_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
+  g->st = NULL;
+  g->db = NULL;
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, stmt_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
-  *p = st;
+  g->st = st;
+  g->db = db;
+  sqlite3_progress_handler(db, QUERY_POLL_EVERY, query_progress, L);
 }
 
 /* unguard_stmt(L, idx): finalize now the statement of the guard at idx. */
 static void unguard_stmt(lua_State *L, int idx) {
-  sqlite3_stmt **p = lua_touserdata(L, idx);
-  sqlite3_finalize(*p);
-  *p = NULL;
+  lua_pushcfunction(L, stmt_gc);
+  lua_pushvalue(L, idx < 0 ? idx - 1 : idx);
+  lua_call(L, 1, 0);
 }
 
-/* query_body(db, sql) -> json   [-2, +1, e]: one read-only statement. */
-static int query_body(lua_State *L) {
-  sqlite3 *db = lua_touserdata(L, 1);
-  const char *sql = lua_tostring(L, 2), *tail = NULL;
+/* prepare_readonly(L, db, sql) -> statement   [-0, +0, v]: exactly one
+** statement that neither writes nor changes the connection. */
+static sqlite3_stmt *prepare_readonly(lua_State *L, sqlite3 *db,
+                                      const char *sql) {
   sqlite3_stmt *st = NULL;
-  int rc, n = 0, ncol, i;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, &tail) != SQLITE_OK)
-    return luaL_error(L, "SQL error: %s", sqlite3_errmsg(db));
-  if (st == NULL) return luaL_error(L, "SQL error: empty statement");
+  const char *tail = NULL;
+  int rc;
+  sqlite3_set_authorizer(db, query_authorizer, NULL);
+  rc = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
+  sqlite3_set_authorizer(db, NULL, NULL);
+  if (rc == SQLITE_AUTH)
+    luaL_error(L, "only one read-only statement is allowed here: "
+                  "transactions, SAVEPOINT, ATTACH, DETACH and PRAGMA "
+                  "settings are refused because they would change the "
+                  "engine's own connection (reporting PRAGMAs such as "
+                  "table_info or user_version are fine)");
+  if (rc != SQLITE_OK) luaL_error(L, "SQL error: %s", sqlite3_errmsg(db));
+  if (st == NULL) luaL_error(L, "SQL error: empty statement");
   while (tail != NULL && (*tail == ' ' || *tail == '\n' || *tail == '\t' ||
                           *tail == '\r' || *tail == ';'))
     tail++;
   if ((tail != NULL && *tail != '\0') || !sqlite3_stmt_readonly(st)) {
     sqlite3_finalize(st);
-    return luaL_error(L, "only one read-only statement is allowed here "
-                         "(writes go through the engine's commands)");
+    luaL_error(L, "only one read-only statement is allowed here "
+                  "(writes go through the engine's commands)");
   }
-  guard_stmt(L, st); /* finalized by __gc if building the rows raises */
+  return st;
+}
+
+/* query_body(db, sql) -> json   [-2, +1, e]: one read-only statement. */
+static int query_body(lua_State *L) {
+  sqlite3 *db = lua_touserdata(L, 1);
+  sqlite3_stmt *st = prepare_readonly(L, db, lua_tostring(L, 2));
+  int rc, n = 0, ncol, i;
+  guard_stmt(L, db, st); /* finalized by __gc if building the rows raises */
   lua_newtable(L);
   ncol = sqlite3_column_count(st);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -295,6 +382,7 @@ static int query_body(lua_State *L) {
   if (rc != SQLITE_DONE) {
     lua_pushfstring(L, "SQL error: %s", sqlite3_errmsg(db));
     unguard_stmt(L, -3);
+    if (rc == SQLITE_INTERRUPT) chm__sandbox_charge(L, 0, "SQL query");
     return lua_error(L);
   }
   unguard_stmt(L, -2);

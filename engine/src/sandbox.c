@@ -216,6 +216,19 @@ void chm__sandbox_charge(lua_State *L, uint64_t units, const char *what) {
   if (sb->killed) raise_kill(L, sb);
 }
 
+int chm__sandbox_poll(lua_State *L, uint64_t units) {
+  sandbox *sb;
+  if (foreign_state(L)) return 0;
+  sb = sandbox_of(L);
+  if (sb->top == NULL) return 0;
+  if (sb->refused) memory_kill(sb);
+  if (!sb->killed) {
+    sb->count = units > UINT64_MAX - sb->count ? UINT64_MAX : sb->count + units;
+    check_limits(NULL, sb, -1, NULL);
+  }
+  return sb->killed != 0;
+}
+
 void chm__sandbox_reserve(lua_State *L, size_t bytes, const char *what) {
   sandbox *sb;
   char why[200], size[32];

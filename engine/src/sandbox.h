@@ -23,6 +23,15 @@
 ** budget message when what is NULL. Outside any door it does nothing. */
 void chm__sandbox_charge(lua_State *L, uint64_t units, const char *what);
 
+/* chm__sandbox_poll(L, units) -> 1 when the innermost open door is dying
+** (budget, deadline, interrupt or memory), 0 otherwise   [-0, +0, -]
+** The non-raising twin of chm__sandbox_charge, for C code that must not
+** longjmp (an SQLite progress handler): it charges `units`, checks the
+** limits and marks the state killed; the caller unwinds on its own and
+** then calls chm__sandbox_charge(L, 0, what) to raise the kill message.
+** Outside any door it charges nothing and returns 0. */
+int chm__sandbox_poll(lua_State *L, uint64_t units);
+
 /* chm__sandbox_reserve(L, bytes, what)   [-0, +0, v]
 ** Called by a C function about to build a result of `bytes` bytes: when
 ** that is more than the open door's memory cap leaves, mark the state
