@@ -1053,9 +1053,12 @@ static int dec_array(dec *d, int depth) {
   }
 }
 
-/* dec_object: d->p at '{'; push a table. Duplicate keys: the last wins. */
+/* dec_object: d->p at '{'; push a table. A duplicate key is an error:
+** silently keeping one of two values (RFC 8259 leaves it open) would let
+** `{"amount": 5, "amount": 500}` say two things to two readers. */
 static int dec_object(dec *d, int depth) {
   lua_State *L = d->L;
+  const char *key;
   lua_newtable(L);
   d->p++;
   dec_skipws(d);
@@ -1067,8 +1070,16 @@ static int dec_object(dec *d, int depth) {
     dec_skipws(d);
     if (d->p >= d->end || *d->p != '"')
       return dec_unexpected(d, d->p, "a string key");
+    key = d->p;
     if (dec_string(d) != 0)
       return -1;
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) != LUA_TNIL) {
+      int n = (int)(d->p - key);
+      return dec_fail(d, key, "duplicate key %.*s%s in an object (give each "
+                      "key once)", n > 60 ? 60 : n, key, n > 60 ? "..." : "");
+    }
+    lua_pop(L, 1);
     dec_skipws(d);
     if (d->p >= d->end || *d->p != ':')
       return dec_unexpected(d, d->p, "':'");

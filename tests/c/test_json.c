@@ -182,7 +182,7 @@ static const struct {
     {"\"\\u001F\\u007f\"", "\"\\u001f\x7F\""},
     {"\"\\b\\f\\n\\r\\t\\\"\\\\\"", "\"\\b\\f\\n\\r\\t\\\"\\\\\""},
     {"\"\\u2028\\u2029\"", "\"\xE2\x80\xA8\xE2\x80\xA9\""},
-    /* containers: [] and {} kept apart, nulls kept, last duplicate wins */
+    /* containers: [] and {} kept apart, nulls kept */
     {"[]", "[]"},
     {"{}", "{}"},
     {"[[]]", "[[]]"},
@@ -191,7 +191,6 @@ static const struct {
     {" [ 1 , 2 ] ", "[1,2]"},
     {"[null,1,null]", "[null,1,null]"},
     {"{\"a\":null}", "{\"a\":null}"},
-    {"{\"a\":1,\"a\":2}", "{\"a\":2}"},
     {"[1,\"1\",1.0,[1],{\"1\":1}]", "[1,\"1\",1.0,[1],{\"1\":1}]"},
     /* object keys in byte order */
     {"{\"b\":1,\"a\":2,\"B\":3,\"aa\":4,\"\\u00e9\":5,\"\":6,\"a\\u0000\":7}",
@@ -248,6 +247,10 @@ static const struct {
      "json: unexpected character '1' at byte 2 (expected a string key)"},
     {"{\"a\":1,}", 0,
      "json: unexpected character '}' at byte 8 (expected a string key)"},
+    {"{\"a\":1,\"a\":2}", 0,
+     "json: duplicate key \"a\" in an object (give each key once) at byte 8"},
+    {"[{\"k\":{},\"j\":1,\"k\":[]}]", 0,
+     "json: duplicate key \"k\" in an object (give each key once) at byte 16"},
     {"[1,]", 0, "json: unexpected character ']' at byte 4"},
     {"[,1]", 0, "json: unexpected character ',' at byte 2"},
     {"01", 0, "json: invalid number (leading zero) at byte 1"},
@@ -687,7 +690,7 @@ static const char nasty[] =
     "\\u4e2d\\ud83d\\ude00 raw: \xC3\xA9\xE4\xB8\xAD\xF0\x9F\x98\x80\",\n"
     " \"\": {}, \"empty\": [], \"nested\": [[[[]]], {\"a\": {\"b\": {\"c\":"
     " null}}}],\r\n"
-    "\t\"dup\": 1, \"dup\": 2, \"B\": true, \"a\": false, \"10\": \"ten\","
+    "\t\"dup\": 2, \"B\": true, \"a\": false, \"10\": \"ten\","
     " \"9\": \"nine\",\n"
     " \"nulls\": [null, null], \"mixed\": [1, \"1\", 1.0, [1], {\"1\": 1}] "
     "} ";
