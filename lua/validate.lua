@@ -742,7 +742,7 @@ function Checker:cycles(roles, interactions, comps, guards_of)
   for _, cp in ipairs(comps) do
     local from, to = "i:" .. cp.interaction, "r:" .. cp.role
     if cp.direction == "OUTBOUND" then from, to = to, from end
-    table.insert(edges[from], { to = to, comp = cp })
+    table.insert(edges[from], { from = from, to = to, comp = cp })
   end
   local index, low, onstack, stack, comp_of, nextidx = {}, {}, {}, {}, {}, 0
   local sccs = {}
@@ -769,55 +769,71 @@ function Checker:cycles(roles, interactions, comps, guards_of)
       sccs[#sccs + 1] = scc
     end
   end
-  for _, v in ipairs(order) do if not index[v] then connect(v) end end
 
+  -- Remove every bounded edge: an edge through an interaction with a
+  -- stale limit, or the edge of a component carrying a gating guardian.
+  -- Whatever still loops is an unbounded cycle.
   local bound = {}
   for _, x in ipairs(interactions) do
     bound["i:" .. x.name] = not self:isnull(x.stale_token_limit_seconds)
   end
-  local reported = {}
+  local function guarded(cp)
+    for _, g in ipairs(guards_of[cp.name] or {}) do
+      if not NON_GATING[g.type] then return true end
+    end
+    return false
+  end
+  local free = {}
+  for _, v in ipairs(order) do
+    free[v] = {}
+    for _, e in ipairs(edges[v]) do
+      if not bound[v] and not bound[e.to] and not guarded(e.comp) then
+        table.insert(free[v], e)
+      end
+    end
+  end
+  edges = free
+  for _, v in ipairs(order) do if not index[v] then connect(v) end end
+
+  -- One message per cycle: from each role in declaration order, for each
+  -- of its free outbound edges not yet on a reported cycle, the shortest
+  -- way back to the role (BFS inside its component). Every unbounded loop
+  -- is thus named, and the number of messages stays below the number of
+  -- components.
+  local covered = {}
   for _, start in ipairs(order) do
     local scc = comp_of[start]
     local size = 0
     for _ in pairs(scc) do size = size + 1 end
-    if size > 1 and not reported[scc] and start:sub(1, 2) == "r:" then
-      reported[scc] = true
-      local ok = false
-      for v in pairs(scc) do
-        if bound[v] then ok = true end
-        for _, e in ipairs(edges[v]) do
-          if scc[e.to] then
-            for _, g in ipairs(guards_of[e.comp.name] or {}) do
-              if not NON_GATING[g.type] then ok = true end
+    if size > 1 and start:sub(1, 2) == "r:" then
+      for _, first in ipairs(edges[start]) do
+        if scc[first.to] and not covered[first] then
+          local prev, queue, head = { [first.to] = false }, { first.to }, 1
+          local last
+          while head <= #queue and not last do
+            local v = queue[head]; head = head + 1
+            for _, e in ipairs(edges[v]) do
+              if e.to == start then last = e; break end
+              if scc[e.to] and prev[e.to] == nil then
+                prev[e.to] = e
+                queue[#queue + 1] = e.to
+              end
             end
           end
-        end
-      end
-      if not ok then
-        -- Shortest way round from the first role of the cycle (BFS).
-        local prev, queue, head = { [start] = false }, { start }, 1
-        local found
-        while head <= #queue and not found do
-          local v = queue[head]; head = head + 1
-          for _, e in ipairs(edges[v]) do
-            if e.to == start then found = v; break end
-            if scc[e.to] and prev[e.to] == nil then
-              prev[e.to] = v
-              queue[#queue + 1] = e.to
-            end
+          -- Walk back from the closing edge to `first`, marking edges.
+          local path, e = {}, last
+          while e do
+            covered[e] = true
+            table.insert(path, 1, e.to:sub(3))
+            e = (e ~= first) and (prev[e.from] or first) or nil
           end
+          table.insert(path, 1, start:sub(3))
+          local role = self.roles_by[start:sub(3)]
+          if last then self:add("unguarded-cycle", role and self.where[role].line,
+            "cycle " .. table.concat(path, " → "),
+            "a gating guardian on one of its components or stale_token_limit_seconds " ..
+            "on one of its interactions", "neither") end
         end
-        local path, v = { start:sub(3) }, found
-        while v and v ~= start do
-          table.insert(path, 2, v:sub(3))
-          v = prev[v]
-        end
-        path[#path + 1] = start:sub(3)
-        local role = self.roles_by[start:sub(3)]
-        self:add("unguarded-cycle", role and self.where[role].line,
-          "cycle " .. table.concat(path, " → "),
-          "a gating guardian on one of its components or stale_token_limit_seconds " ..
-          "on one of its interactions", "neither")
       end
     end
   end
