@@ -44,6 +44,38 @@ local function lookup_in(db)
   end
 end
 
+-- file_error(path, err, expected) -> one error record (rule workflow-file)
+-- for an error raised while loading or running a workflow file: the
+-- sandbox's traceback is dropped, and the position is the user's own line
+-- (the message's "file:line:" when it names the file, else the innermost
+-- traceback frame in the file), never a frame of the engine's modules.
+local function file_error(path, err, expected)
+  local text = tostring(err)
+  local msg, tb = text, ""
+  local cut = text:find("\nstack traceback:", 1, true)
+  if cut then msg, tb = text:sub(1, cut - 1), text:sub(cut) end
+  -- is_file(chunk): the chunk id Lua printed names `path` (long ids are
+  -- shortened to "...<tail>").
+  local function is_file(chunk)
+    if chunk == path then return true end
+    return chunk:sub(1, 3) == "..." and #chunk > 3 and path:sub(-(#chunk - 3)) == chunk:sub(4)
+  end
+  local line
+  local chunk, n, rest = msg:match("^(.-):(%d+): (.*)$")
+  if chunk and not chunk:find("\n", 1, true) then
+    if is_file(chunk) then line = tonumber(n) end
+    msg = rest
+  end
+  if not line then
+    for c, l in tb:gmatch("\n%s*([^\n]-):(%d+):") do
+      if is_file(c) then line = tonumber(l); break end
+    end
+  end
+  msg = validate.clean((msg:gsub("%s+$", ""):gsub("\n", " ")))
+  return validate.new_error(path, line, "workflow-file", "workflow file", expected,
+    "the error: " .. msg)
+end
+
 -- parse(path, text) -> canonical, lines | nil, {error records}
 -- Runs a .lua file in a fresh sandbox environment extended with the DSL
 -- constructors; decodes a .json file. Either way normalizes it.
@@ -59,13 +91,17 @@ function M.parse(path, text)
   end
   local env = chm.sandbox_env()
   for k, v in pairs(dsl.constructors(chm)) do env[k] = v end
+  if text:sub(1, 1) == "\27" then
+    return nil, { validate.new_error(path, nil, "workflow-file", "workflow file",
+      "Lua source text", "a binary chunk (binary chunks are refused; give Lua source text)") }
+  end
   local f, err = chm.load(text, "@" .. path, env)
   if not f then
-    return nil, { { rule = "lua", message = err } }
+    return nil, { file_error(path, err, "Lua source that compiles") }
   end
   local res = table.pack(chm.run(LOAD_LIMITS, f))
   if not res[1] then
-    return nil, { { rule = "lua", message = path .. ": the workflow file failed to run: " .. tostring(res[2]) } }
+    return nil, { file_error(path, res[2], "a file that runs to its end and returns a workflow") }
   end
   local canon, lines, errs = normalize.from_lua(res[2], {
     file = path, chm = chm, source_text = text, json_null = null })

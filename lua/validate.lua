@@ -76,13 +76,25 @@ M.either = either
 
 -- quote(s) -> s in double quotes, with quotes, backslashes and control
 -- characters escaped and long strings shortened.
+-- clean(s) -> s when it is valid UTF-8, else s with every byte above 127
+-- written as \ddd (messages travel as JSON, which only carries UTF-8).
+local function clean(s)
+  if utf8.len(s) then return s end
+  return (s:gsub("[\128-\255]", function(c) return "\\" .. c:byte() end))
+end
+M.clean = clean
+
 local function quote(s)
-  if #s > 80 then s = s:sub(1, 77) .. "..." end
+  if #s > 80 then
+    local cut = 77
+    while cut > 1 and (s:byte(cut + 1) or 0) & 0xC0 == 0x80 do cut = cut - 1 end
+    s = s:sub(1, cut) .. "..."
+  end
   s = s:gsub('[\\"]', "\\%0"):gsub("%c", function(c)
     if c == "\n" then return "\\n" end
     return string.format("\\%d", c:byte())
   end)
-  return '"' .. s .. '"'
+  return '"' .. clean(s) .. '"'
 end
 M.quote = quote
 
@@ -897,6 +909,108 @@ function Checker:children(def, roles)
   end
 end
 
+-- actors_across(def, actors): an actor named "system" is the engine's own
+-- and must be SYSTEM (rule actor-system); an actor declared in this
+-- workflow and in a child workflow it reaches must have one type there and
+-- here, since an instance shares actors (rule actor-conflict). Children
+-- come from self.lookup (their latest stored version).
+function Checker:actors_across(def, actors)
+  for _, a in ipairs(actors) do
+    if a.name == "system" and a.type ~= "SYSTEM" and set_of(M.ACTOR_TYPES)[a.type] then
+      local w = self.where[a]
+      self:add("actor-system", w.line, w.label,
+        "type SYSTEM (the engine runs steps and gateways as \"system\"; rename this actor)",
+        self:show(a.type))
+    end
+  end
+  if not self.lookup or not is_name(def.name) then return end
+  local seen, queue, head = { [def.name] = true }, {}, 1
+  for _, r in list(def.roles) do
+    if type(r) == "table" and is_name(r.child_workflow) and not seen[r.child_workflow] then
+      seen[r.child_workflow] = true
+      queue[#queue + 1] = r.child_workflow
+    end
+  end
+  local theirs = {} -- actor name -> {type, workflow}, first declaration wins
+  while head <= #queue do
+    local name = queue[head]; head = head + 1
+    local ok, d = pcall(self.lookup, name)
+    if ok and type(d) == "table" then
+      for _, a in list(d.actors) do
+        if type(a) == "table" and is_name(a.name) and not theirs[a.name] then
+          theirs[a.name] = { type = a.type, workflow = name }
+        end
+      end
+      for _, r in list(d.roles) do
+        if type(r) == "table" and is_name(r.child_workflow) and not seen[r.child_workflow] then
+          seen[r.child_workflow] = true
+          queue[#queue + 1] = r.child_workflow
+        end
+      end
+    end
+  end
+  for _, a in ipairs(actors) do
+    local t = theirs[a.name]
+    if t and t.type ~= a.type and set_of(M.ACTOR_TYPES)[a.type] then
+      local w = self.where[a]
+      self:add("actor-conflict", w.line, w.label,
+        "the type it has in child workflow " .. quote(t.workflow) .. " (" ..
+        tostring(t.type) .. "; an instance shares actors across its workflows)",
+        self:show(a.type))
+    end
+  end
+end
+
+-- utf8(def): every string of the definition, keys included, is valid
+-- UTF-8 (the stores hold JSON text, which cannot carry anything else).
+-- Rule utf8; the element is named by its label and a path inside it.
+function Checker:utf8(def)
+  local function bad(s)
+    local ok, n, at = pcall(utf8.len, s)
+    if ok and n then return nil end
+    return ok and at or 1
+  end
+  local function walk(v, path, w, depth)
+    if type(v) == "string" then
+      local at = bad(v)
+      if at then
+        self:add("utf8", w.line, w.label .. (path ~= "" and (" " .. path) or ""),
+          "UTF-8 text", "invalid UTF-8 at byte " .. at)
+      end
+    elseif type(v) == "table" and depth < 64 then
+      for _, k in ipairs(keys_of(v)) do
+        local kp
+        if type(k) == "string" then
+          if bad(k) then
+            self:add("utf8", w.line, w.label .. (path ~= "" and (" " .. path) or ""),
+              "UTF-8 keys", "a key with invalid UTF-8 at byte " .. bad(k))
+            kp = path .. "[?]"
+          else
+            kp = path == "" and k or (path .. "." .. k)
+          end
+        else
+          kp = path .. "[" .. tostring(k) .. "]"
+        end
+        walk(rawget(v, k), kp, w, depth + 1)
+      end
+    end
+  end
+  local wl = self.where[def]
+  for _, k in ipairs(keys_of(def)) do
+    local v = rawget(def, k)
+    local ns = { roles = true, interactions = true, components = true, guardians = true,
+                 actors = true, assignments = true }
+    if ns[k] and type(v) == "table" then
+      for i, e in list(v) do
+        local w = self.where[e] or { label = k .. "[" .. i .. "]", line = wl.line }
+        walk(e, "", w, 1)
+      end
+    else
+      walk({ [k] = v }, "", wl, 0)
+    end
+  end
+end
+
 -- ======================================================================
 -- check
 -- ======================================================================
@@ -1211,6 +1325,12 @@ function M.check(def, ctx)
   -- Graph-wide rules.
   c:cycles(roles, interactions, comps, guards_of)
   if is_name(def.name) then c:children(def, roles) end
+  local actors = {}
+  for _, a in list(def.actors) do
+    if type(a) == "table" and actors_by[a.name] == a then actors[#actors + 1] = a end
+  end
+  c:actors_across(def, actors)
+  c:utf8(def)
 
   -- Stable sort by line (errors without a line first).
   table.sort(c.errors, function(a, b)
