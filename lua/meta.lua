@@ -202,9 +202,28 @@ local function store_elements(db, wid, canon)
   end
 end
 
+-- stale_children(db, wid) -> {"child C now version N", ...}: the child
+-- workflows stored version `wid` is bound to that have a newer version.
+-- A version binds each gateway to the newest child when it is imported
+-- and keeps that binding; re-importing the same definition makes a new
+-- version bound to the newest children when this list is not empty.
+local function stale_children(db, wid)
+  local out = {}
+  for _, c in ipairs(db:rows([[SELECT DISTINCT c.name, c.workflow_id FROM Template_Roles r
+                               JOIN Template_Workflows c ON c.workflow_id = r.child_workflow_id
+                               WHERE r.workflow_id = ? ORDER BY c.name]], wid)) do
+    local now = latest(db, c.name)
+    if now and now.workflow_id ~= c.workflow_id then
+      out[#out + 1] = string.format("child %s now version %d", c.name, now.version)
+    end
+  end
+  return out
+end
+
 -- import(db, path, text) -> {name, version, status, workflow_id} | nil, msg, code
 -- Atomic: a rejected file writes nothing; an unchanged definition writes
--- nothing; a changed one becomes version N+1.
+-- nothing; a changed one becomes version N+1, and so does an unchanged one
+-- whose children have newer versions (report.rebound names them).
 function M.import(db, path, text)
   local canon, lines_or_errs = M.parse(path, text)
   if not canon then return nil, messages(lines_or_errs), "INVALID" end
@@ -213,7 +232,8 @@ function M.import(db, path, text)
   local doc = json.encode(canon, true)
   db:begin()
   local last = latest(db, canon.name)
-  if last and last.schema_json == doc then
+  local rebound = last and stale_children(db, last.workflow_id) or {}
+  if last and last.schema_json == doc and #rebound == 0 then
     db:rollback()
     return { name = canon.name, version = last.version, status = "unchanged",
              workflow_id = last.workflow_id }
@@ -227,7 +247,9 @@ function M.import(db, path, text)
     util.now_iso(), chm.sha256(doc), text, path)
   store_elements(db, wid, canon)
   db:commit()
-  return { name = canon.name, version = version, status = "created", workflow_id = wid }
+  local report = { name = canon.name, version = version, status = "created", workflow_id = wid }
+  if #rebound > 0 then report.rebound = table.concat(rebound, ", ") end
+  return report
 end
 
 -- list(db) -> [{name, latest, versions = [{version, workflow_id, created_at}]}]

@@ -83,7 +83,7 @@ describe("import", function()
     assert(meta:import(dir .. "/a.lua"))
     local before = counts(meta)
     local v1 = assert(meta:export("WF-A"))
-    -- the same workflow, now with a second ALPHA and an unknown guardian type
+    -- the same workflow, now with an extra component whose direction is SIDEWAYS
     write(dir .. "/a.lua", small("WF-A", nil, [[
       components = { component "extra" { role = "work", interaction = "inbox", direction = "SIDEWAYS" } },
     ]]))
@@ -104,13 +104,135 @@ describe("import", function()
     assert.truthy(msg:find("missing.lua: cannot read", 1, true), msg)
   end)
 
-  it("reports a workflow file that raises with its file and line", function()
-    write(dir .. "/boom.lua", "local x = 1\nerror('no workflow here')\n")
-    local ok, msg, code = meta:import(dir .. "/boom.lua")
+  it("reports a workflow file that raises as one violation at the user's line", function()
+    local f = dir .. "/boom.lua"
+    write(f, "local x = 1\nerror('no workflow here')\n")
+    local ok, msg, code = meta:import(f)
     assert.is_nil(ok)
     assert.are.equal("INVALID", code)
-    assert.truthy(msg:find("boom.lua:2: no workflow here", 1, true), msg)
+    assert.are.equal(f .. ":2: [workflow-file] workflow file: expected a file that runs to " ..
+      "its end and returns a workflow, found the error: no workflow here", msg)
+    local _, vmsg, vcode, report = meta:validate(f)
+    assert.are.equal("INVALID", vcode)
+    assert.are.equal(msg, vmsg)
+    assert.are.same({ f .. ":2: [workflow-file] workflow file: expected a file that runs to " ..
+      "its end and returns a workflow, found the error: no workflow here" }, report.errors)
   end)
+
+  it("reports DSL misuse at the user's line, without the engine's frames", function()
+    local f = dir .. "/misuse.lua"
+    write(f, "-- a role made with a number\nreturn workflow \"X\" { roles = { alpha(42) } }\n")
+    local ok, msg, code = meta:import(f)
+    assert.is_nil(ok)
+    assert.are.equal("INVALID", code)
+    assert.are.equal(f .. ":2: [workflow-file] workflow file: expected a file that runs to " ..
+      "its end and returns a workflow, found the error: alpha: expected a name, as in " ..
+      'alpha "name" { ... }, found a number', msg)
+  end)
+
+  it("refuses a bytecode file, naming it", function()
+    local f = dir .. "/compiled.lua"
+    write(f, string.dump(load("return 1")))
+    local ok, msg, code = meta:import(f)
+    assert.is_nil(ok)
+    assert.are.equal("INVALID", code)
+    assert.are.equal(f .. ": [workflow-file] workflow file: expected Lua source text, found a " ..
+      "binary chunk (binary chunks are refused; give Lua source text)", msg)
+  end)
+
+  it("reports invalid UTF-8 the same way in validate and import, storing nothing", function()
+    local f = dir .. "/bytes.lua"
+    write(f, small("WF-BYTES", '{ bad = "\\xff\\xfe" }'))
+    local want = f .. ':1: [utf8] workflow "WF-BYTES" ai_context.bad: expected UTF-8 text, ' ..
+      "found invalid UTF-8 at byte 1"
+    local none, vmsg, vcode, report = meta:validate(f)
+    assert.is_nil(none)
+    assert.is_false(report.ok)
+    assert.are.same({ want }, report.errors)
+    local ok, msg, code = meta:import(f)
+    assert.is_nil(ok)
+    assert.are.equal("INVALID", code)
+    assert.are.equal(want, msg)
+    assert.are.equal(0, #meta:list())
+    assert.are.equal(want, vmsg)
+    assert.are.equal("INVALID", vcode)
+  end)
+
+  it("rejects an actor 'system' that is not SYSTEM at import", function()
+    local f = dir .. "/sys.lua"
+    write(f, (small("WF-SYS"):gsub('type = "SYSTEM"', 'type = "HUMAN"')))
+    local ok, msg, code = meta:import(f)
+    assert.is_nil(ok)
+    assert.are.equal("INVALID", code)
+    assert.are.equal(f .. ':13: [actor-system] actor "system": expected type SYSTEM (the ' ..
+      'engine runs steps and gateways as "system"; rename this actor), found "HUMAN"', msg)
+  end)
+
+  it("rejects a parent that declares a child's actor with another type", function()
+    write(dir .. "/child.lua", small("WF-CHILD", nil,
+      'actors = { actor "clerk" { type = "HUMAN", roles = { "work" } } },'):gsub(
+      "actors = { actor \"system\"[^\n]*\n", ""))
+    assert(meta:import(dir .. "/child.lua"))
+    local f = dir .. "/parent.lua"
+    write(f, (small("WF-PARENT", nil, 'actors = { actor "clerk" { type = "AI_AGENT" } },')
+      :gsub('beta "work" { inbound', 'beta "work" { child_workflow = "WF-CHILD", inbound')
+      :gsub("actors = { actor \"system\"[^\n]*\n", "")))
+    local ok, msg, code = meta:import(f)
+    assert.is_nil(ok, "the parent must be refused")
+    assert.are.equal("INVALID", code)
+    assert.are.equal(f .. ':13: [actor-conflict] actor "clerk": expected the type it has in ' ..
+      'child workflow "WF-CHILD" (HUMAN; an instance shares actors across its workflows), ' ..
+      'found "AI_AGENT"', msg)
+    assert.are.equal(1, #meta:list())
+  end)
+
+  it("rebinds a parent to the newest child on re-import, so the instantiate advice works",
+    function()
+      local function gw(name, ctx, gateways)
+        local extra = ""
+        for i, child in ipairs(gateways) do
+          extra = extra .. string.format(
+            'beta "gw%d" { inbound = { "inbox" }, outbound = { "room" }, child_workflow = %q },\n',
+            i, child)
+        end
+        return (small(name, ctx):gsub('(omega "end")', extra .. "    %1")
+          :gsub('beta "work" { inbound = { "inbox" }, outbound = { "room" } }',
+                'beta "work" { inbound = { "inbox" }, outbound = { "room" } }'))
+      end
+      local C, B, A = dir .. "/c.lua", dir .. "/b.lua", dir .. "/a.lua"
+      write(C, gw("C", nil, {}))
+      write(B, gw("B", nil, { "C" }))
+      write(A, gw("A", nil, { "C", "B" }))
+      assert.are.same({ 1, "created" }, (function(r) return { r.version, r.status } end)(
+        assert(meta:import(C))))
+      assert.are.equal(1, assert(meta:import(B)).version)
+      write(C, gw("C", '{ v = 2 }', {}))
+      assert.are.equal(2, assert(meta:import(C)).version)
+      assert.are.equal(1, assert(meta:import(A)).version)
+      local ok, msg, code = meta:instantiate("A", dir .. "/i1.db")
+      assert.is_nil(ok)
+      assert.are.equal("INVALID", code)
+      assert.are.equal("workflow 'A' reaches two versions of child workflow 'C' (version 1 " ..
+        "through 'B' version 1, version 2 through 'A' version 1); an instance holds one " ..
+        "workflow per name. Import binds a gateway to the newest version of its child, and " ..
+        "re-importing a parent whose child has a newer version makes a new version of the " ..
+        "parent: re-import 'B', then 'A' (in that order), then instantiate again", msg)
+      -- follow the advice
+      local rb = assert(meta:import(B))
+      assert.are.same({ "B", 2, "created", "child C now version 2" },
+        { rb.name, rb.version, rb.status, rb.rebound })
+      local ra = assert(meta:import(A))
+      assert.are.same({ "A", 2, "created", "child B now version 2" },
+        { ra.name, ra.version, ra.status, ra.rebound })
+      local again = assert(meta:import(A))
+      assert.are.same({ 2, "unchanged" }, { again.version, again.status })
+      assert.is_nil(again.rebound)
+      local report = assert(meta:instantiate("A", dir .. "/i2.db"))
+      local got = {}
+      for _, w in ipairs(report.workflows) do got[#got + 1] = w.name .. "@" .. w.version end
+      table.sort(got)
+      assert.are.same({ "A@2", "B@2", "C@2" }, got)
+    end)
 
   it("round-trips JSON exactly: big integers, floats, unicode, nesting", function()
     local ctx = [[{
