@@ -295,13 +295,56 @@ end)
 
 local GATEWAY = "WF-ONBOARD-001"
 
+-- Template tables and their id column, with the Local_* table a copy goes
+-- to and the column there that keeps the template's id.
+local COPIES = {
+  { "Template_Workflows", "workflow_id", "Local_Workflows", "local_workflow_id",
+    "original_workflow_id", "local_workflow_id" },
+  { "Template_Roles", "role_id", "Local_Roles", "role_id", "original_role_id", "local_workflow_id" },
+  { "Template_Interactions", "interaction_id", "Local_Interactions", "interaction_id",
+    "original_interaction_id", "local_workflow_id" },
+  { "Template_Components", "component_id", "Local_Components", "component_id",
+    "original_component_id", "local_workflow_id" },
+  { "Template_Guardians", "guardian_id", "Local_Guardians", "guardian_id",
+    "original_guardian_id", "local_workflow_id" },
+}
+-- Every id column the instantiation writes.
+local LOCAL_IDS = {
+  { "Instance_Context", "instance_id" }, { "Local_Workflows", "local_workflow_id" },
+  { "Local_Roles", "role_id" }, { "Local_Interactions", "interaction_id" },
+  { "Local_Components", "component_id" }, { "Local_Guardians", "guardian_id" },
+  { "Local_Actors", "actor_id" }, { "Local_Actor_Role_Assignments", "assignment_id" },
+}
+
 describe("instantiation and the air gap", function()
   local dir
+  -- What the meta-store held, read before it is deleted: every id of every
+  -- Template_* table, the name of each template row by id, the step sources.
+  local meta_ids, template, steps = {}, {}, {}
   setup(function()
     dir = tmpdir()
     local meta = assert(chm.open_meta(dir .. "/meta.db"))
     for _, f in ipairs({ "workflows/wf_child_kyc.lua", "workflows/wf_gateway.lua" }) do
       assert(meta:import(f))
+    end
+    for _, t in ipairs({ { "Template_Workflows", "workflow_id" }, { "Template_Roles", "role_id" },
+        { "Template_Interactions", "interaction_id" }, { "Template_Components", "component_id" },
+        { "Template_Guardians", "guardian_id" }, { "Template_Actors", "actor_id" },
+        { "Template_Actor_Role_Assignments", "assignment_id" } }) do
+      for _, r in ipairs(assert(meta:query(("SELECT %s AS id FROM %s"):format(t[2], t[1])))) do
+        meta_ids[r.id] = t[1]
+      end
+    end
+    for _, c in ipairs(COPIES) do
+      template[c[1]] = {}
+      for _, r in ipairs(assert(meta:query(("SELECT %s AS id, name FROM %s"):format(c[2], c[1])))) do
+        template[c[1]][r.id] = r.name
+      end
+    end
+    for _, r in ipairs(assert(meta:query([[SELECT w.name AS wf, r.name, r.step_source
+        FROM Template_Roles r JOIN Template_Workflows w ON w.workflow_id = r.workflow_id
+        WHERE r.step_source IS NOT NULL]]))) do
+      steps[r.wf .. "/" .. r.name] = r.step_source
     end
     local report = assert(meta:instantiate(GATEWAY, dir .. "/inst.db", { name = "gw-test" }))
     assert.are.equal("gw-test", report.name)
@@ -349,15 +392,59 @@ describe("instantiation and the air gap", function()
     assert.are.equal(2, #rows)
     assert.are.equal(1, rows[1].is_master)
     assert.are.equal(0, rows[2].is_master)
-    for _, r in ipairs(rows) do
-      assert.are_not.equal(r.original_workflow_id, r.local_workflow_id)
-      assert.truthy(r.local_workflow_id:match("^%x+%-%x+%-7%x+%-[89ab]%x+%-%x+$"), r.local_workflow_id)
+    -- every copied row keeps the id of the template row it came from
+    for _, c in ipairs(COPIES) do
+      local copied = assert(inst:query(("SELECT %s AS id, %s AS original, name FROM %s")
+        :format(c[4], c[5], c[3])))
+      assert.truthy(#copied > 0, c[3])
+      local seen = {}
+      for _, r in ipairs(copied) do
+        assert.are.equal(r.name, template[c[1]][r.original],
+          c[3] .. " " .. r.name .. " keeps the id of its " .. c[1] .. " row")
+        seen[r.original] = true
+      end
+      for id in pairs(template[c[1]]) do assert.is_true(seen[id], c[1] .. " " .. id .. " copied") end
     end
+    -- the Lua step sources are copied, same count and same text
+    local copied_steps = assert(inst:query([[SELECT w.name AS wf, r.name, r.step_source
+        FROM Local_Roles r JOIN Local_Workflows w ON w.local_workflow_id = r.local_workflow_id
+        WHERE r.step_source IS NOT NULL]]))
+    local n = 0
+    for _ in pairs(steps) do n = n + 1 end
+    assert.truthy(n > 0, "the reference workflows have steps")
+    assert.are.equal(n, #copied_steps)
+    for _, r in ipairs(copied_steps) do
+      assert.are.equal(steps[r.wf .. "/" .. r.name], r.step_source, r.wf .. "/" .. r.name)
+    end
+    local steps_total = 0
+    for _, r in ipairs(rows) do steps_total = steps_total + r.steps end
+    assert.are.equal(n, steps_total)
     local linked = assert(inst:query([[
       SELECT count(*) AS n FROM Local_Roles r JOIN Local_Workflows c
         ON c.local_workflow_id = r.linked_local_workflow_id
       WHERE r.is_recursive_gateway = 1]]))
     assert.are.equal(1, linked[1].n)
+    inst:close()
+  end)
+
+  it("gives every row it writes a fresh UUIDv7, none shared with the meta-store", function()
+    local inst = assert(chm.open_instance(dir .. "/inst.db"))
+    local seen, count = {}, 0
+    for _, t in ipairs(LOCAL_IDS) do
+      local rows = assert(inst:query(("SELECT %s AS id FROM %s"):format(t[2], t[1])))
+      assert.truthy(#rows > 0, t[1])
+      for _, r in ipairs(rows) do
+        local where = t[1] .. "." .. t[2] .. " " .. tostring(r.id)
+        -- 8-4-4-4-12 hex, version nibble 7, variant bits 10
+        assert.truthy(r.id:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-7%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"),
+          where)
+        assert.is_nil(meta_ids[r.id], where .. " reuses an id of " .. tostring(meta_ids[r.id]))
+        assert.is_nil(seen[r.id], where .. " also used by " .. tostring(seen[r.id]))
+        seen[r.id] = t[1]
+        count = count + 1
+      end
+    end
+    assert.truthy(count > 20)
     inst:close()
   end)
 

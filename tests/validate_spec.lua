@@ -336,20 +336,7 @@ end)
 -- its message, file and line included); no other error may appear.
 -- ---------------------------------------------------------------------------
 
-local JSON_EXPECT = {
-  ["tests/fixtures/invalid/format.json"] = {
-    'tests/fixtures/invalid/format.json: [format] workflow "BAD-FORMAT": expected format ' ..
-    '"chameleon.workflow/1", found "chameleon.workflow/2"',
-  },
-  ["tests/fixtures/invalid/condition_lua.json"] = {
-    'tests/fixtures/invalid/condition_lua.json: [condition] component "start-out" ' ..
-    "routing.when: expected a Lua function that compiles, found lua:1: unexpected symbol near 'end'",
-  },
-  ["tests/fixtures/invalid/unknown_key.json"] = {
-    'tests/fixtures/invalid/unknown_key.json: [shape] role "start": expected one of the fields ' ..
-    'name, type, description, ai_context, strategy, child_workflow, step, found field "colour"',
-  },
-}
+local JSON_EXPECT = dofile("tests/fixtures/json_expect.lua")
 
 local function expectations(path)
   if path:match("%.json$") then return JSON_EXPECT[path] or {} end
