@@ -121,6 +121,39 @@ function M.dot(db)
   return dot.render(definition(db, w), counts)
 end
 
+-- gateway_links(db) -> {error records} (rule gateway-link): a role marked
+-- is_recursive_gateway must link to a workflow of this instance, and a
+-- role that is not one must link to nothing. definition() reads the link
+-- through a LEFT JOIN, so a broken link would otherwise pass as a plain
+-- BETA.
+local function gateway_links(db)
+  local out = {}
+  for _, r in ipairs(db:rows([[SELECT w.name AS wf, r.name, r.is_recursive_gateway AS gw,
+                                      r.linked_local_workflow_id AS link,
+                                      c.local_workflow_id AS found
+                               FROM Local_Roles r
+                               JOIN Local_Workflows w ON w.local_workflow_id = r.local_workflow_id
+                               LEFT JOIN Local_Workflows c ON c.local_workflow_id = r.linked_local_workflow_id
+                               WHERE (r.is_recursive_gateway = 1 AND c.local_workflow_id IS NULL)
+                                  OR (r.is_recursive_gateway = 0 AND r.linked_local_workflow_id IS NOT NULL)
+                               ORDER BY w.name, r.position]])) do
+    local found
+    if r.gw ~= 1 then
+      found = "is_recursive_gateway = " .. tostring(r.gw) .. " with linked_local_workflow_id " .. r.link
+    elseif r.link == nil then
+      found = "linked_local_workflow_id NULL"
+    else
+      found = "linked_local_workflow_id " .. r.link .. ", which is not a workflow of this instance"
+    end
+    out[#out + 1] = validate.new_error("instance:" .. r.wf, nil, "gateway-link",
+      "role " .. validate.quote(r.name),
+      r.gw == 1 and "a recursive gateway linked to a workflow of this instance (Local_Workflows)"
+        or "no linked workflow on a role that is not a recursive gateway",
+      found)
+  end
+  return out
+end
+
 -- validate(db) -> report, [msg, "INVALID"]: re-run import validation on
 -- every workflow of the instance, resolving child workflows locally.
 function M.validate(db)
@@ -138,6 +171,10 @@ function M.validate(db)
       errs[#errs + 1] = x
       lines[#lines + 1] = x.message or tostring(x)
     end
+  end
+  for _, x in ipairs(gateway_links(db)) do
+    errs[#errs + 1] = x
+    lines[#lines + 1] = x.message
   end
   local report = { ok = #errs == 0, errors = lines, workflows = arr(names) }
   if #errs > 0 then return report, table.concat(lines, "\n"), "INVALID" end

@@ -10,9 +10,11 @@ local util = require("util")
 local M = {}
 
 -- reachable(mdb, root) -> list of Template_Workflows rows, root first,
--- each workflow once, following Template_Roles.child_workflow_id.
+-- each workflow version once, following Template_Roles.child_workflow_id;
+-- and parent_of[workflow_id] = the row that first reached it.
 local function reachable(mdb, root)
   local list, seen, i = { root }, { [root.workflow_id] = true }, 1
+  local parent_of = {}
   while i <= #list do
     local w = list[i]
     for _, r in ipairs(mdb:rows([[SELECT DISTINCT child_workflow_id FROM Template_Roles
@@ -22,26 +24,47 @@ local function reachable(mdb, root)
         seen[r.child_workflow_id] = true
         list[#list + 1] = mdb:one("SELECT * FROM Template_Workflows WHERE workflow_id = ?",
                                   r.child_workflow_id)
+        parent_of[r.child_workflow_id] = w
       end
     end
     i = i + 1
   end
-  return list
+  return list, parent_of
+end
+
+-- two_versions(root, old, new, parent_of) -> the message for a master
+-- that reaches two versions of one child: which parent holds each, and
+-- the re-imports (bottom up) that bind everything to the newest version.
+local function two_versions(root, old, new, parent_of)
+  if old.version > new.version then old, new = new, old end
+  local function via(w)
+    local p = parent_of[w.workflow_id]
+    return string.format("version %d through '%s' version %d", w.version, p.name, p.version)
+  end
+  local chain, p = {}, parent_of[old.workflow_id]
+  while p do
+    chain[#chain + 1] = "'" .. p.name .. "'"
+    p = parent_of[p.workflow_id]
+  end
+  return string.format("workflow '%s' reaches two versions of child workflow '%s' " ..
+    "(%s, %s); an instance holds one workflow per name. Import binds a gateway to the " ..
+    "newest version of its child, and re-importing a parent whose child has a newer " ..
+    "version makes a new version of the parent: re-import %s (in that order), then " ..
+    "instantiate again", root.name, old.name, via(old), via(new),
+    table.concat(chain, ", then "))
 end
 
 -- run(mdb, idb, name, version, path, instance_name) -> report | nil, msg, code
 function M.run(mdb, idb, name, version, path, instance_name)
   local root, msg, code = meta.find(mdb, name, version)
   if not root then return nil, msg, code end
-  local wfs = reachable(mdb, root)
+  local wfs, parent_of = reachable(mdb, root)
   local names = {}
   for _, w in ipairs(wfs) do
     if names[w.name] then
-      return nil, string.format("workflow '%s' reaches two versions of child workflow '%s' " ..
-        "(%d and %d); an instance holds one workflow per name — re-import the parents so " ..
-        "they use the same version", root.name, w.name, names[w.name], w.version), "INVALID"
+      return nil, two_versions(root, names[w.name], w, parent_of), "INVALID"
     end
-    names[w.name] = w.version
+    names[w.name] = w
   end
 
   local now = util.now_iso()

@@ -44,6 +44,38 @@ local function lookup_in(db)
   end
 end
 
+-- file_error(path, err, expected) -> one error record (rule workflow-file)
+-- for an error raised while loading or running a workflow file: the
+-- sandbox's traceback is dropped, and the position is the user's own line
+-- (the message's "file:line:" when it names the file, else the innermost
+-- traceback frame in the file), never a frame of the engine's modules.
+local function file_error(path, err, expected)
+  local text = tostring(err)
+  local msg, tb = text, ""
+  local cut = text:find("\nstack traceback:", 1, true)
+  if cut then msg, tb = text:sub(1, cut - 1), text:sub(cut) end
+  -- is_file(chunk): the chunk id Lua printed names `path` (long ids are
+  -- shortened to "...<tail>").
+  local function is_file(chunk)
+    if chunk == path then return true end
+    return chunk:sub(1, 3) == "..." and #chunk > 3 and path:sub(-(#chunk - 3)) == chunk:sub(4)
+  end
+  local line
+  local chunk, n, rest = msg:match("^(.-):(%d+): (.*)$")
+  if chunk and not chunk:find("\n", 1, true) then
+    if is_file(chunk) then line = tonumber(n) end
+    msg = rest
+  end
+  if not line then
+    for c, l in tb:gmatch("\n%s*([^\n]-):(%d+):") do
+      if is_file(c) then line = tonumber(l); break end
+    end
+  end
+  msg = validate.clean((msg:gsub("%s+$", ""):gsub("\n", " ")))
+  return validate.new_error(path, line, "workflow-file", "workflow file", expected,
+    "the error: " .. msg)
+end
+
 -- parse(path, text) -> canonical, lines | nil, {error records}
 -- Runs a .lua file in a fresh sandbox environment extended with the DSL
 -- constructors; decodes a .json file. Either way normalizes it.
@@ -59,13 +91,17 @@ function M.parse(path, text)
   end
   local env = chm.sandbox_env()
   for k, v in pairs(dsl.constructors(chm)) do env[k] = v end
+  if text:sub(1, 1) == "\27" then
+    return nil, { validate.new_error(path, nil, "workflow-file", "workflow file",
+      "Lua source text", "a binary chunk (binary chunks are refused; give Lua source text)") }
+  end
   local f, err = chm.load(text, "@" .. path, env)
   if not f then
-    return nil, { { rule = "lua", message = err } }
+    return nil, { file_error(path, err, "Lua source that compiles") }
   end
   local res = table.pack(chm.run(LOAD_LIMITS, f))
   if not res[1] then
-    return nil, { { rule = "lua", message = path .. ": the workflow file failed to run: " .. tostring(res[2]) } }
+    return nil, { file_error(path, res[2], "a file that runs to its end and returns a workflow") }
   end
   local canon, lines, errs = normalize.from_lua(res[2], {
     file = path, chm = chm, source_text = text, json_null = null })
@@ -166,9 +202,28 @@ local function store_elements(db, wid, canon)
   end
 end
 
+-- stale_children(db, wid) -> {"child C now version N", ...}: the child
+-- workflows stored version `wid` is bound to that have a newer version.
+-- A version binds each gateway to the newest child when it is imported
+-- and keeps that binding; re-importing the same definition makes a new
+-- version bound to the newest children when this list is not empty.
+local function stale_children(db, wid)
+  local out = {}
+  for _, c in ipairs(db:rows([[SELECT DISTINCT c.name, c.workflow_id FROM Template_Roles r
+                               JOIN Template_Workflows c ON c.workflow_id = r.child_workflow_id
+                               WHERE r.workflow_id = ? ORDER BY c.name]], wid)) do
+    local now = latest(db, c.name)
+    if now and now.workflow_id ~= c.workflow_id then
+      out[#out + 1] = string.format("child %s now version %d", c.name, now.version)
+    end
+  end
+  return out
+end
+
 -- import(db, path, text) -> {name, version, status, workflow_id} | nil, msg, code
 -- Atomic: a rejected file writes nothing; an unchanged definition writes
--- nothing; a changed one becomes version N+1.
+-- nothing; a changed one becomes version N+1, and so does an unchanged one
+-- whose children have newer versions (report.rebound names them).
 function M.import(db, path, text)
   local canon, lines_or_errs = M.parse(path, text)
   if not canon then return nil, messages(lines_or_errs), "INVALID" end
@@ -177,7 +232,8 @@ function M.import(db, path, text)
   local doc = json.encode(canon, true)
   db:begin()
   local last = latest(db, canon.name)
-  if last and last.schema_json == doc then
+  local rebound = last and stale_children(db, last.workflow_id) or {}
+  if last and last.schema_json == doc and #rebound == 0 then
     db:rollback()
     return { name = canon.name, version = last.version, status = "unchanged",
              workflow_id = last.workflow_id }
@@ -191,7 +247,9 @@ function M.import(db, path, text)
     util.now_iso(), chm.sha256(doc), text, path)
   store_elements(db, wid, canon)
   db:commit()
-  return { name = canon.name, version = version, status = "created", workflow_id = wid }
+  local report = { name = canon.name, version = version, status = "created", workflow_id = wid }
+  if #rebound > 0 then report.rebound = table.concat(rebound, ", ") end
+  return report
 end
 
 -- list(db) -> [{name, latest, versions = [{version, workflow_id, created_at}]}]

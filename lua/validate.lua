@@ -76,13 +76,25 @@ M.either = either
 
 -- quote(s) -> s in double quotes, with quotes, backslashes and control
 -- characters escaped and long strings shortened.
+-- clean(s) -> s when it is valid UTF-8, else s with every byte above 127
+-- written as \ddd (messages travel as JSON, which only carries UTF-8).
+local function clean(s)
+  if utf8.len(s) then return s end
+  return (s:gsub("[\128-\255]", function(c) return "\\" .. c:byte() end))
+end
+M.clean = clean
+
 local function quote(s)
-  if #s > 80 then s = s:sub(1, 77) .. "..." end
+  if #s > 80 then
+    local cut = 77
+    while cut > 1 and (s:byte(cut + 1) or 0) & 0xC0 == 0x80 do cut = cut - 1 end
+    s = s:sub(1, cut) .. "..."
+  end
   s = s:gsub('[\\"]', "\\%0"):gsub("%c", function(c)
     if c == "\n" then return "\\n" end
     return string.format("\\%d", c:byte())
   end)
-  return '"' .. s .. '"'
+  return '"' .. clean(s) .. '"'
 end
 M.quote = quote
 
@@ -742,7 +754,7 @@ function Checker:cycles(roles, interactions, comps, guards_of)
   for _, cp in ipairs(comps) do
     local from, to = "i:" .. cp.interaction, "r:" .. cp.role
     if cp.direction == "OUTBOUND" then from, to = to, from end
-    table.insert(edges[from], { to = to, comp = cp })
+    table.insert(edges[from], { from = from, to = to, comp = cp })
   end
   local index, low, onstack, stack, comp_of, nextidx = {}, {}, {}, {}, {}, 0
   local sccs = {}
@@ -769,55 +781,71 @@ function Checker:cycles(roles, interactions, comps, guards_of)
       sccs[#sccs + 1] = scc
     end
   end
-  for _, v in ipairs(order) do if not index[v] then connect(v) end end
 
+  -- Remove every bounded edge: an edge through an interaction with a
+  -- stale limit, or the edge of a component carrying a gating guardian.
+  -- Whatever still loops is an unbounded cycle.
   local bound = {}
   for _, x in ipairs(interactions) do
     bound["i:" .. x.name] = not self:isnull(x.stale_token_limit_seconds)
   end
-  local reported = {}
+  local function guarded(cp)
+    for _, g in ipairs(guards_of[cp.name] or {}) do
+      if not NON_GATING[g.type] then return true end
+    end
+    return false
+  end
+  local free = {}
+  for _, v in ipairs(order) do
+    free[v] = {}
+    for _, e in ipairs(edges[v]) do
+      if not bound[v] and not bound[e.to] and not guarded(e.comp) then
+        table.insert(free[v], e)
+      end
+    end
+  end
+  edges = free
+  for _, v in ipairs(order) do if not index[v] then connect(v) end end
+
+  -- One message per cycle: from each role in declaration order, for each
+  -- of its free outbound edges not yet on a reported cycle, the shortest
+  -- way back to the role (BFS inside its component). Every unbounded loop
+  -- is thus named, and the number of messages stays below the number of
+  -- components.
+  local covered = {}
   for _, start in ipairs(order) do
     local scc = comp_of[start]
     local size = 0
     for _ in pairs(scc) do size = size + 1 end
-    if size > 1 and not reported[scc] and start:sub(1, 2) == "r:" then
-      reported[scc] = true
-      local ok = false
-      for v in pairs(scc) do
-        if bound[v] then ok = true end
-        for _, e in ipairs(edges[v]) do
-          if scc[e.to] then
-            for _, g in ipairs(guards_of[e.comp.name] or {}) do
-              if not NON_GATING[g.type] then ok = true end
+    if size > 1 and start:sub(1, 2) == "r:" then
+      for _, first in ipairs(edges[start]) do
+        if scc[first.to] and not covered[first] then
+          local prev, queue, head = { [first.to] = false }, { first.to }, 1
+          local last
+          while head <= #queue and not last do
+            local v = queue[head]; head = head + 1
+            for _, e in ipairs(edges[v]) do
+              if e.to == start then last = e; break end
+              if scc[e.to] and prev[e.to] == nil then
+                prev[e.to] = e
+                queue[#queue + 1] = e.to
+              end
             end
           end
-        end
-      end
-      if not ok then
-        -- Shortest way round from the first role of the cycle (BFS).
-        local prev, queue, head = { [start] = false }, { start }, 1
-        local found
-        while head <= #queue and not found do
-          local v = queue[head]; head = head + 1
-          for _, e in ipairs(edges[v]) do
-            if e.to == start then found = v; break end
-            if scc[e.to] and prev[e.to] == nil then
-              prev[e.to] = v
-              queue[#queue + 1] = e.to
-            end
+          -- Walk back from the closing edge to `first`, marking edges.
+          local path, e = {}, last
+          while e do
+            covered[e] = true
+            table.insert(path, 1, e.to:sub(3))
+            e = (e ~= first) and (prev[e.from] or first) or nil
           end
+          table.insert(path, 1, start:sub(3))
+          local role = self.roles_by[start:sub(3)]
+          if last then self:add("unguarded-cycle", role and self.where[role].line,
+            "cycle " .. table.concat(path, " → "),
+            "a gating guardian on one of its components or stale_token_limit_seconds " ..
+            "on one of its interactions", "neither") end
         end
-        local path, v = { start:sub(3) }, found
-        while v and v ~= start do
-          table.insert(path, 2, v:sub(3))
-          v = prev[v]
-        end
-        path[#path + 1] = start:sub(3)
-        local role = self.roles_by[start:sub(3)]
-        self:add("unguarded-cycle", role and self.where[role].line,
-          "cycle " .. table.concat(path, " → "),
-          "a gating guardian on one of its components or stale_token_limit_seconds " ..
-          "on one of its interactions", "neither")
       end
     end
   end
@@ -877,6 +905,108 @@ function Checker:children(def, roles)
             table.concat(path, " → "))
         end
       end
+    end
+  end
+end
+
+-- actors_across(def, actors): an actor named "system" is the engine's own
+-- and must be SYSTEM (rule actor-system); an actor declared in this
+-- workflow and in a child workflow it reaches must have one type there and
+-- here, since an instance shares actors (rule actor-conflict). Children
+-- come from self.lookup (their latest stored version).
+function Checker:actors_across(def, actors)
+  for _, a in ipairs(actors) do
+    if a.name == "system" and a.type ~= "SYSTEM" and set_of(M.ACTOR_TYPES)[a.type] then
+      local w = self.where[a]
+      self:add("actor-system", w.line, w.label,
+        "type SYSTEM (the engine runs steps and gateways as \"system\"; rename this actor)",
+        self:show(a.type))
+    end
+  end
+  if not self.lookup or not is_name(def.name) then return end
+  local seen, queue, head = { [def.name] = true }, {}, 1
+  for _, r in list(def.roles) do
+    if type(r) == "table" and is_name(r.child_workflow) and not seen[r.child_workflow] then
+      seen[r.child_workflow] = true
+      queue[#queue + 1] = r.child_workflow
+    end
+  end
+  local theirs = {} -- actor name -> {type, workflow}, first declaration wins
+  while head <= #queue do
+    local name = queue[head]; head = head + 1
+    local ok, d = pcall(self.lookup, name)
+    if ok and type(d) == "table" then
+      for _, a in list(d.actors) do
+        if type(a) == "table" and is_name(a.name) and not theirs[a.name] then
+          theirs[a.name] = { type = a.type, workflow = name }
+        end
+      end
+      for _, r in list(d.roles) do
+        if type(r) == "table" and is_name(r.child_workflow) and not seen[r.child_workflow] then
+          seen[r.child_workflow] = true
+          queue[#queue + 1] = r.child_workflow
+        end
+      end
+    end
+  end
+  for _, a in ipairs(actors) do
+    local t = theirs[a.name]
+    if t and t.type ~= a.type and set_of(M.ACTOR_TYPES)[a.type] then
+      local w = self.where[a]
+      self:add("actor-conflict", w.line, w.label,
+        "the type it has in child workflow " .. quote(t.workflow) .. " (" ..
+        tostring(t.type) .. "; an instance shares actors across its workflows)",
+        self:show(a.type))
+    end
+  end
+end
+
+-- utf8(def): every string of the definition, keys included, is valid
+-- UTF-8 (the stores hold JSON text, which cannot carry anything else).
+-- Rule utf8; the element is named by its label and a path inside it.
+function Checker:utf8(def)
+  local function bad(s)
+    local ok, n, at = pcall(utf8.len, s)
+    if ok and n then return nil end
+    return ok and at or 1
+  end
+  local function walk(v, path, w, depth)
+    if type(v) == "string" then
+      local at = bad(v)
+      if at then
+        self:add("utf8", w.line, w.label .. (path ~= "" and (" " .. path) or ""),
+          "UTF-8 text", "invalid UTF-8 at byte " .. at)
+      end
+    elseif type(v) == "table" and depth < 64 then
+      for _, k in ipairs(keys_of(v)) do
+        local kp
+        if type(k) == "string" then
+          if bad(k) then
+            self:add("utf8", w.line, w.label .. (path ~= "" and (" " .. path) or ""),
+              "UTF-8 keys", "a key with invalid UTF-8 at byte " .. bad(k))
+            kp = path .. "[?]"
+          else
+            kp = path == "" and k or (path .. "." .. k)
+          end
+        else
+          kp = path .. "[" .. tostring(k) .. "]"
+        end
+        walk(rawget(v, k), kp, w, depth + 1)
+      end
+    end
+  end
+  local wl = self.where[def]
+  for _, k in ipairs(keys_of(def)) do
+    local v = rawget(def, k)
+    local ns = { roles = true, interactions = true, components = true, guardians = true,
+                 actors = true, assignments = true }
+    if ns[k] and type(v) == "table" then
+      for i, e in list(v) do
+        local w = self.where[e] or { label = k .. "[" .. i .. "]", line = wl.line }
+        walk(e, "", w, 1)
+      end
+    else
+      walk({ [k] = v }, "", wl, 0)
     end
   end
 end
@@ -1195,6 +1325,12 @@ function M.check(def, ctx)
   -- Graph-wide rules.
   c:cycles(roles, interactions, comps, guards_of)
   if is_name(def.name) then c:children(def, roles) end
+  local actors = {}
+  for _, a in list(def.actors) do
+    if type(a) == "table" and actors_by[a.name] == a then actors[#actors + 1] = a end
+  end
+  c:actors_across(def, actors)
+  c:utf8(def)
 
   -- Stable sort by line (errors without a line first).
   table.sort(c.errors, function(a, b)

@@ -97,7 +97,21 @@ local json_decode = cjson.decode
 
 -- The reference workflows and the invalid fixtures; both must exist.
 local WORKFLOWS = lines_of("ls workflows/*.lua")
-local INVALID = lines_of("ls tests/fixtures/invalid/*.lua")
+local INVALID = lines_of("ls tests/fixtures/invalid/*.lua tests/fixtures/invalid/*.json")
+-- The messages the JSON fixtures must produce (Lua fixtures carry theirs
+-- as `-- expect:` lines).
+local JSON_EXPECT = dofile("tests/fixtures/json_expect.lua")
+
+-- expectations(rel) -> every message the fixture must produce.
+local function expectations(rel)
+  if rel:match("%.json$") then return JSON_EXPECT[rel] or {} end
+  local out = {}
+  for line in (slurp(ROOT .. "/" .. rel) or ""):gmatch("[^\n]+") do
+    local e = line:match("^%-%- expect: (.*)$")
+    if e then out[#out + 1] = e end
+  end
+  return out
+end
 
 local COMMANDS = { "init", "import", "validate", "list", "show", "export",
                    "instantiate", "describe", "check", "guide", "sql", "help" }
@@ -246,23 +260,28 @@ do
     lazy_setup(function()
       dir = mktemp()
       expect(run(dir, { "init" }), 0)
+      assert(os.execute("ln -s " .. q(ROOT .. "/tests") .. " " .. q(dir .. "/tests")))
     end)
     lazy_teardown(function() os.execute("rm -rf " .. q(dir)) end)
 
     for _, rel in ipairs(INVALID) do
-      it("rejects " .. rel .. " with exit 3 and the expected message", function()
-        local path = ROOT .. "/" .. rel
-        local expected = (slurp(path) or ""):match("^%-%-%s*expect:%s*([^\n]-)%s*\n")
-        assert.truthy(expected, rel .. " has no '-- expect:' first line")
-        local r = expect(run(dir, { "import", path }), 3)
-        assert_has(r.err, expected, "stderr")
-        assert_has(r.err, "chameleon: import: " .. path .. ": definition is invalid")
+      it("rejects " .. rel .. " with exit 3 and every expected message", function()
+        -- dir/tests links to the repository's tests/, so the relative
+        -- path gives messages exactly as the fixture's expectations.
+        local want = expectations(rel)
+        assert.truthy(#want > 0, rel .. " has no expectation")
+        local n = #want .. (#want == 1 and " violation" or " violations")
+        local r = expect(run(dir, { "import", rel }), 3)
+        for _, w in ipairs(want) do assert_has(r.err, w .. "\n", "stderr") end
+        assert_has(r.err, "chameleon: import: " .. rel .. ": definition is invalid (" .. n .. "):")
         assert_has(r.err, "hint: ")
-        r = expect(run(dir, { "validate", path }), 3)
-        assert_has(r.err, expected, "stderr")
-        local v = json_decode(expect(run(dir, { "validate", "--json", path }), 3).out)
+        r = expect(run(dir, { "validate", rel }), 3)
+        for _, w in ipairs(want) do assert_has(r.err, w .. "\n", "stderr") end
+        assert_has(r.err, "chameleon: validate: " .. rel .. ": definition is invalid (" .. n .. "):")
+        local v = json_decode(expect(run(dir, { "validate", "--json", rel }), 3).out)
         assert.is_false(v[1].ok)
         assert.are.equal("INVALID", v[1].code)
+        assert.are.same(want, v[1].report.errors)
       end)
     end
 
@@ -561,5 +580,100 @@ describe("chameleon validate without a meta-store", function()
     r = expect(run(dir, { "validate", gw }), 3)
     assert.truthy(r.err:find("[child-workflow]", 1, true), r.err)
     os.execute("rm -rf " .. q(dir))
+  end)
+end)
+
+-- ---------------------------------------------------------------------------
+-- Workflow files that fail to load or run, oversized definitions, and
+-- check on an instance whose gateway link was broken behind its back
+-- ---------------------------------------------------------------------------
+
+describe("chameleon on files that fail before validation", function()
+  local dir
+  lazy_setup(function()
+    dir = mktemp()
+    expect(run(dir, { "init" }), 0)
+  end)
+  lazy_teardown(function() os.execute("rm -rf " .. q(dir)) end)
+
+  it("reports a raising file as one violation at its line, without traceback", function()
+    spit(dir .. "/boom.lua", "local x = 1\nerror('no workflow here')\n")
+    spit(dir .. "/misuse.lua", "return workflow \"X\" {\n  roles = { alpha(42) },\n}\n")
+    for _, cmd in ipairs({ "import", "validate" }) do
+      local r = expect(run(dir, { cmd, "boom.lua" }), 3)
+      assert.are.equal("chameleon: " .. cmd .. ": boom.lua: definition is invalid (1 violation):\n" ..
+        "boom.lua:2: [workflow-file] workflow file: expected a file that runs to its end and " ..
+        "returns a workflow, found the error: no workflow here\n",
+        r.err:match("^(.-\n.-\n)"))
+      assert.is_nil(r.err:find("traceback", 1, true), r.err)
+      assert.is_nil(r.err:find("lua/", 1, true), r.err)
+      r = expect(run(dir, { cmd, "misuse.lua" }), 3)
+      assert.are.equal("chameleon: " .. cmd .. ": misuse.lua: definition is invalid (1 violation):\n" ..
+        "misuse.lua:2: [workflow-file] workflow file: expected a file that runs to its end and " ..
+        'returns a workflow, found the error: alpha: expected a name, as in alpha "name" { ... }, ' ..
+        "found a number\n", r.err:match("^(.-\n.-\n)"))
+      assert.is_nil(r.err:find("lua/dsl.lua", 1, true), r.err)
+    end
+  end)
+
+  it("names a bytecode file and says to give source text", function()
+    spit(dir .. "/compiled.lua", string.dump(load("return 1")))
+    local r = expect(run(dir, { "validate", "compiled.lua" }), 3)
+    assert_has(r.err, "compiled.lua: [workflow-file] workflow file: expected Lua source text, " ..
+      "found a binary chunk (binary chunks are refused; give Lua source text)\n")
+  end)
+
+  it("names the file and says what to do when a definition exceeds the memory cap", function()
+    spit(dir .. "/huge.lua", [[
+local roles = {
+  alpha "start" { outbound = { "inbox" } },
+  omega "end" { inbound = { { "room", guard = cerberus "join" } } },
+  epsilon "fix" { inbound = { { "ate", guard = pass_thru "t" } }, outbound = { "room" } },
+  tau "clock" { inbound = { "chronos" }, outbound = { "ate" } },
+}
+local inters = { "inbox", "room", "ate", "chronos" }
+for i = 1, 20000 do
+  inters[#inters + 1] = "x" .. i
+  roles[#roles + 1] = beta("w" .. i) { description = string.rep("d", 200),
+                                       inbound = { "inbox" }, outbound = { "x" .. i } }
+  roles[#roles + 1] = beta("v" .. i) { inbound = { "x" .. i }, outbound = { "room" } }
+end
+return workflow "WF-HUGE" { interactions = inters, roles = roles }
+]])
+    for _, cmd in ipairs({ "import", "validate" }) do
+      local r = run(dir, { cmd, "huge.lua" })
+      assert.are_not.equal(0, r.code)
+      assert_has(r.err, "chameleon: " .. cmd .. ": huge.lua: the definition is too big to " ..
+        cmd .. " (script exceeded its memory cap (64 MiB)); split the workflow into a parent " ..
+        "and child workflows joined by recursive gateways (the cap is fixed: no option raises it)")
+    end
+    local v = json_decode(expect(run(dir, { "list", "--json" }), 0).out)
+    assert.are.equal(0, #v)
+  end)
+
+  it("check reports a gateway whose link is NULL or points at no workflow", function()
+    local gw, child = ROOT .. "/workflows/wf_gateway.lua", ROOT .. "/workflows/wf_child_kyc.lua"
+    expect(run(dir, { "import", child }), 0)
+    expect(run(dir, { "import", gw }), 0)
+    expect(run(dir, { "instantiate", "WF-ONBOARD-001", "--out", "good.db" }), 0)
+    expect(run(dir, { "check", "good.db" }), 0)
+    local name = lines_of("sqlite3 " .. q(dir .. "/good.db") ..
+      " \"SELECT name FROM Local_Roles WHERE is_recursive_gateway = 1\"")
+    assert.are.equal(1, #name)
+    local cases = {
+      { "NULL", "found linked_local_workflow_id NULL" },
+      { "'01234567-89ab-7def-8123-456789abcdef'", "found linked_local_workflow_id " ..
+        "01234567-89ab-7def-8123-456789abcdef, which is not a workflow of this instance" },
+    }
+    for i, c in ipairs(cases) do
+      local db = dir .. "/broken" .. i .. ".db"
+      os.execute("cp " .. q(dir .. "/good.db") .. " " .. q(db))
+      assert(os.execute("sqlite3 " .. q(db) .. " \"UPDATE Local_Roles SET " ..
+        "linked_local_workflow_id = " .. c[1] .. " WHERE is_recursive_gateway = 1\""))
+      local r = expect(run(dir, { "check", "broken" .. i .. ".db" }), 3)
+      assert_has(r.err, "instance:WF-ONBOARD-001: [gateway-link] role \"" .. name[1] ..
+        "\": expected a recursive gateway linked to a workflow of this instance " ..
+        "(Local_Workflows), " .. c[2] .. "\n")
+    end
   end)
 end)

@@ -83,7 +83,7 @@ describe("import", function()
     assert(meta:import(dir .. "/a.lua"))
     local before = counts(meta)
     local v1 = assert(meta:export("WF-A"))
-    -- the same workflow, now with a second ALPHA and an unknown guardian type
+    -- the same workflow, now with an extra component whose direction is SIDEWAYS
     write(dir .. "/a.lua", small("WF-A", nil, [[
       components = { component "extra" { role = "work", interaction = "inbox", direction = "SIDEWAYS" } },
     ]]))
@@ -104,13 +104,135 @@ describe("import", function()
     assert.truthy(msg:find("missing.lua: cannot read", 1, true), msg)
   end)
 
-  it("reports a workflow file that raises with its file and line", function()
-    write(dir .. "/boom.lua", "local x = 1\nerror('no workflow here')\n")
-    local ok, msg, code = meta:import(dir .. "/boom.lua")
+  it("reports a workflow file that raises as one violation at the user's line", function()
+    local f = dir .. "/boom.lua"
+    write(f, "local x = 1\nerror('no workflow here')\n")
+    local ok, msg, code = meta:import(f)
     assert.is_nil(ok)
     assert.are.equal("INVALID", code)
-    assert.truthy(msg:find("boom.lua:2: no workflow here", 1, true), msg)
+    assert.are.equal(f .. ":2: [workflow-file] workflow file: expected a file that runs to " ..
+      "its end and returns a workflow, found the error: no workflow here", msg)
+    local _, vmsg, vcode, report = meta:validate(f)
+    assert.are.equal("INVALID", vcode)
+    assert.are.equal(msg, vmsg)
+    assert.are.same({ f .. ":2: [workflow-file] workflow file: expected a file that runs to " ..
+      "its end and returns a workflow, found the error: no workflow here" }, report.errors)
   end)
+
+  it("reports DSL misuse at the user's line, without the engine's frames", function()
+    local f = dir .. "/misuse.lua"
+    write(f, "-- a role made with a number\nreturn workflow \"X\" { roles = { alpha(42) } }\n")
+    local ok, msg, code = meta:import(f)
+    assert.is_nil(ok)
+    assert.are.equal("INVALID", code)
+    assert.are.equal(f .. ":2: [workflow-file] workflow file: expected a file that runs to " ..
+      "its end and returns a workflow, found the error: alpha: expected a name, as in " ..
+      'alpha "name" { ... }, found a number', msg)
+  end)
+
+  it("refuses a bytecode file, naming it", function()
+    local f = dir .. "/compiled.lua"
+    write(f, string.dump(load("return 1")))
+    local ok, msg, code = meta:import(f)
+    assert.is_nil(ok)
+    assert.are.equal("INVALID", code)
+    assert.are.equal(f .. ": [workflow-file] workflow file: expected Lua source text, found a " ..
+      "binary chunk (binary chunks are refused; give Lua source text)", msg)
+  end)
+
+  it("reports invalid UTF-8 the same way in validate and import, storing nothing", function()
+    local f = dir .. "/bytes.lua"
+    write(f, small("WF-BYTES", '{ bad = "\\xff\\xfe" }'))
+    local want = f .. ':1: [utf8] workflow "WF-BYTES" ai_context.bad: expected UTF-8 text, ' ..
+      "found invalid UTF-8 at byte 1"
+    local none, vmsg, vcode, report = meta:validate(f)
+    assert.is_nil(none)
+    assert.is_false(report.ok)
+    assert.are.same({ want }, report.errors)
+    local ok, msg, code = meta:import(f)
+    assert.is_nil(ok)
+    assert.are.equal("INVALID", code)
+    assert.are.equal(want, msg)
+    assert.are.equal(0, #meta:list())
+    assert.are.equal(want, vmsg)
+    assert.are.equal("INVALID", vcode)
+  end)
+
+  it("rejects an actor 'system' that is not SYSTEM at import", function()
+    local f = dir .. "/sys.lua"
+    write(f, (small("WF-SYS"):gsub('type = "SYSTEM"', 'type = "HUMAN"')))
+    local ok, msg, code = meta:import(f)
+    assert.is_nil(ok)
+    assert.are.equal("INVALID", code)
+    assert.are.equal(f .. ':13: [actor-system] actor "system": expected type SYSTEM (the ' ..
+      'engine runs steps and gateways as "system"; rename this actor), found "HUMAN"', msg)
+  end)
+
+  it("rejects a parent that declares a child's actor with another type", function()
+    write(dir .. "/child.lua", small("WF-CHILD", nil,
+      'actors = { actor "clerk" { type = "HUMAN", roles = { "work" } } },'):gsub(
+      "actors = { actor \"system\"[^\n]*\n", ""))
+    assert(meta:import(dir .. "/child.lua"))
+    local f = dir .. "/parent.lua"
+    write(f, (small("WF-PARENT", nil, 'actors = { actor "clerk" { type = "AI_AGENT" } },')
+      :gsub('beta "work" { inbound', 'beta "work" { child_workflow = "WF-CHILD", inbound')
+      :gsub("actors = { actor \"system\"[^\n]*\n", "")))
+    local ok, msg, code = meta:import(f)
+    assert.is_nil(ok, "the parent must be refused")
+    assert.are.equal("INVALID", code)
+    assert.are.equal(f .. ':13: [actor-conflict] actor "clerk": expected the type it has in ' ..
+      'child workflow "WF-CHILD" (HUMAN; an instance shares actors across its workflows), ' ..
+      'found "AI_AGENT"', msg)
+    assert.are.equal(1, #meta:list())
+  end)
+
+  it("rebinds a parent to the newest child on re-import, so the instantiate advice works",
+    function()
+      local function gw(name, ctx, gateways)
+        local extra = ""
+        for i, child in ipairs(gateways) do
+          extra = extra .. string.format(
+            'beta "gw%d" { inbound = { "inbox" }, outbound = { "room" }, child_workflow = %q },\n',
+            i, child)
+        end
+        return (small(name, ctx):gsub('(omega "end")', extra .. "    %1")
+          :gsub('beta "work" { inbound = { "inbox" }, outbound = { "room" } }',
+                'beta "work" { inbound = { "inbox" }, outbound = { "room" } }'))
+      end
+      local C, B, A = dir .. "/c.lua", dir .. "/b.lua", dir .. "/a.lua"
+      write(C, gw("C", nil, {}))
+      write(B, gw("B", nil, { "C" }))
+      write(A, gw("A", nil, { "C", "B" }))
+      assert.are.same({ 1, "created" }, (function(r) return { r.version, r.status } end)(
+        assert(meta:import(C))))
+      assert.are.equal(1, assert(meta:import(B)).version)
+      write(C, gw("C", '{ v = 2 }', {}))
+      assert.are.equal(2, assert(meta:import(C)).version)
+      assert.are.equal(1, assert(meta:import(A)).version)
+      local ok, msg, code = meta:instantiate("A", dir .. "/i1.db")
+      assert.is_nil(ok)
+      assert.are.equal("INVALID", code)
+      assert.are.equal("workflow 'A' reaches two versions of child workflow 'C' (version 1 " ..
+        "through 'B' version 1, version 2 through 'A' version 1); an instance holds one " ..
+        "workflow per name. Import binds a gateway to the newest version of its child, and " ..
+        "re-importing a parent whose child has a newer version makes a new version of the " ..
+        "parent: re-import 'B', then 'A' (in that order), then instantiate again", msg)
+      -- follow the advice
+      local rb = assert(meta:import(B))
+      assert.are.same({ "B", 2, "created", "child C now version 2" },
+        { rb.name, rb.version, rb.status, rb.rebound })
+      local ra = assert(meta:import(A))
+      assert.are.same({ "A", 2, "created", "child B now version 2" },
+        { ra.name, ra.version, ra.status, ra.rebound })
+      local again = assert(meta:import(A))
+      assert.are.same({ 2, "unchanged" }, { again.version, again.status })
+      assert.is_nil(again.rebound)
+      local report = assert(meta:instantiate("A", dir .. "/i2.db"))
+      local got = {}
+      for _, w in ipairs(report.workflows) do got[#got + 1] = w.name .. "@" .. w.version end
+      table.sort(got)
+      assert.are.same({ "A@2", "B@2", "C@2" }, got)
+    end)
 
   it("round-trips JSON exactly: big integers, floats, unicode, nesting", function()
     local ctx = [[{
@@ -173,13 +295,56 @@ end)
 
 local GATEWAY = "WF-ONBOARD-001"
 
+-- Template tables and their id column, with the Local_* table a copy goes
+-- to and the column there that keeps the template's id.
+local COPIES = {
+  { "Template_Workflows", "workflow_id", "Local_Workflows", "local_workflow_id",
+    "original_workflow_id", "local_workflow_id" },
+  { "Template_Roles", "role_id", "Local_Roles", "role_id", "original_role_id", "local_workflow_id" },
+  { "Template_Interactions", "interaction_id", "Local_Interactions", "interaction_id",
+    "original_interaction_id", "local_workflow_id" },
+  { "Template_Components", "component_id", "Local_Components", "component_id",
+    "original_component_id", "local_workflow_id" },
+  { "Template_Guardians", "guardian_id", "Local_Guardians", "guardian_id",
+    "original_guardian_id", "local_workflow_id" },
+}
+-- Every id column the instantiation writes.
+local LOCAL_IDS = {
+  { "Instance_Context", "instance_id" }, { "Local_Workflows", "local_workflow_id" },
+  { "Local_Roles", "role_id" }, { "Local_Interactions", "interaction_id" },
+  { "Local_Components", "component_id" }, { "Local_Guardians", "guardian_id" },
+  { "Local_Actors", "actor_id" }, { "Local_Actor_Role_Assignments", "assignment_id" },
+}
+
 describe("instantiation and the air gap", function()
   local dir
+  -- What the meta-store held, read before it is deleted: every id of every
+  -- Template_* table, the name of each template row by id, the step sources.
+  local meta_ids, template, steps = {}, {}, {}
   setup(function()
     dir = tmpdir()
     local meta = assert(chm.open_meta(dir .. "/meta.db"))
     for _, f in ipairs({ "workflows/wf_child_kyc.lua", "workflows/wf_gateway.lua" }) do
       assert(meta:import(f))
+    end
+    for _, t in ipairs({ { "Template_Workflows", "workflow_id" }, { "Template_Roles", "role_id" },
+        { "Template_Interactions", "interaction_id" }, { "Template_Components", "component_id" },
+        { "Template_Guardians", "guardian_id" }, { "Template_Actors", "actor_id" },
+        { "Template_Actor_Role_Assignments", "assignment_id" } }) do
+      for _, r in ipairs(assert(meta:query(("SELECT %s AS id FROM %s"):format(t[2], t[1])))) do
+        meta_ids[r.id] = t[1]
+      end
+    end
+    for _, c in ipairs(COPIES) do
+      template[c[1]] = {}
+      for _, r in ipairs(assert(meta:query(("SELECT %s AS id, name FROM %s"):format(c[2], c[1])))) do
+        template[c[1]][r.id] = r.name
+      end
+    end
+    for _, r in ipairs(assert(meta:query([[SELECT w.name AS wf, r.name, r.step_source
+        FROM Template_Roles r JOIN Template_Workflows w ON w.workflow_id = r.workflow_id
+        WHERE r.step_source IS NOT NULL]]))) do
+      steps[r.wf .. "/" .. r.name] = r.step_source
     end
     local report = assert(meta:instantiate(GATEWAY, dir .. "/inst.db", { name = "gw-test" }))
     assert.are.equal("gw-test", report.name)
@@ -227,15 +392,59 @@ describe("instantiation and the air gap", function()
     assert.are.equal(2, #rows)
     assert.are.equal(1, rows[1].is_master)
     assert.are.equal(0, rows[2].is_master)
-    for _, r in ipairs(rows) do
-      assert.are_not.equal(r.original_workflow_id, r.local_workflow_id)
-      assert.truthy(r.local_workflow_id:match("^%x+%-%x+%-7%x+%-[89ab]%x+%-%x+$"), r.local_workflow_id)
+    -- every copied row keeps the id of the template row it came from
+    for _, c in ipairs(COPIES) do
+      local copied = assert(inst:query(("SELECT %s AS id, %s AS original, name FROM %s")
+        :format(c[4], c[5], c[3])))
+      assert.truthy(#copied > 0, c[3])
+      local seen = {}
+      for _, r in ipairs(copied) do
+        assert.are.equal(r.name, template[c[1]][r.original],
+          c[3] .. " " .. r.name .. " keeps the id of its " .. c[1] .. " row")
+        seen[r.original] = true
+      end
+      for id in pairs(template[c[1]]) do assert.is_true(seen[id], c[1] .. " " .. id .. " copied") end
     end
+    -- the Lua step sources are copied, same count and same text
+    local copied_steps = assert(inst:query([[SELECT w.name AS wf, r.name, r.step_source
+        FROM Local_Roles r JOIN Local_Workflows w ON w.local_workflow_id = r.local_workflow_id
+        WHERE r.step_source IS NOT NULL]]))
+    local n = 0
+    for _ in pairs(steps) do n = n + 1 end
+    assert.truthy(n > 0, "the reference workflows have steps")
+    assert.are.equal(n, #copied_steps)
+    for _, r in ipairs(copied_steps) do
+      assert.are.equal(steps[r.wf .. "/" .. r.name], r.step_source, r.wf .. "/" .. r.name)
+    end
+    local steps_total = 0
+    for _, r in ipairs(rows) do steps_total = steps_total + r.steps end
+    assert.are.equal(n, steps_total)
     local linked = assert(inst:query([[
       SELECT count(*) AS n FROM Local_Roles r JOIN Local_Workflows c
         ON c.local_workflow_id = r.linked_local_workflow_id
       WHERE r.is_recursive_gateway = 1]]))
     assert.are.equal(1, linked[1].n)
+    inst:close()
+  end)
+
+  it("gives every row it writes a fresh UUIDv7, none shared with the meta-store", function()
+    local inst = assert(chm.open_instance(dir .. "/inst.db"))
+    local seen, count = {}, 0
+    for _, t in ipairs(LOCAL_IDS) do
+      local rows = assert(inst:query(("SELECT %s AS id FROM %s"):format(t[2], t[1])))
+      assert.truthy(#rows > 0, t[1])
+      for _, r in ipairs(rows) do
+        local where = t[1] .. "." .. t[2] .. " " .. tostring(r.id)
+        -- 8-4-4-4-12 hex, version nibble 7, variant bits 10
+        assert.truthy(r.id:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-7%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"),
+          where)
+        assert.is_nil(meta_ids[r.id], where .. " reuses an id of " .. tostring(meta_ids[r.id]))
+        assert.is_nil(seen[r.id], where .. " also used by " .. tostring(seen[r.id]))
+        seen[r.id] = t[1]
+        count = count + 1
+      end
+    end
+    assert.truthy(count > 20)
     inst:close()
   end)
 

@@ -139,6 +139,26 @@ describe("sandbox environments", function()
     assert.is_truthy(err:find("deadline of 100 ms", 1, true), err)
   end)
 
+  -- The escapes that swallow a kill (pcall in a loop, an xpcall handler,
+  -- coroutines, __close) under a short deadline and a budget they cannot
+  -- reach: only the deadline can stop them, and the message must say so.
+  -- The time bound is generous: it proves the script stopped, not speed.
+  for _, name in ipairs({ "17_close_loop.lua", "18_close_swallow.lua", "20_pcall_loop.lua",
+                          "21_xpcall_handler_loop.lua", "22_coroutine_loop.lua",
+                          "23_coroutine_pcall.lua", "44_coroutine_close_loop.lua" }) do
+    it("stop " .. name .. " at the deadline when the budget is out of reach", function()
+      local src = read(DIR .. "/" .. name)
+      local t0 = os.time()
+      local res, err, code = meta:eval(src, { instructions = 1e12, deadline_ms = 200 })
+      assert.is_true(os.time() - t0 <= 0.2 + 30, "did not stop")
+      assert.are.equal(nil, res)
+      assert.are.equal("BUDGET", code, err)
+      assert.is_truthy(err:find("script exceeded its deadline of 200 ms", 1, true), err)
+      assert.is_nil(err:find("instruction budget", 1, true), err)
+      assert.are.equal(2, meta:eval("return 1 + 1"))
+    end)
+  end
+
   it("report script errors with their position", function()
     local _, err, code = meta:eval("local t = nil\nreturn t.x")
     assert.are.equal("SCRIPT", code)

@@ -336,20 +336,7 @@ end)
 -- its message, file and line included); no other error may appear.
 -- ---------------------------------------------------------------------------
 
-local JSON_EXPECT = {
-  ["tests/fixtures/invalid/format.json"] = {
-    'tests/fixtures/invalid/format.json: [format] workflow "BAD-FORMAT": expected format ' ..
-    '"chameleon.workflow/1", found "chameleon.workflow/2"',
-  },
-  ["tests/fixtures/invalid/condition_lua.json"] = {
-    'tests/fixtures/invalid/condition_lua.json: [condition] component "start-out" ' ..
-    "routing.when: expected a Lua function that compiles, found lua:1: unexpected symbol near 'end'",
-  },
-  ["tests/fixtures/invalid/unknown_key.json"] = {
-    'tests/fixtures/invalid/unknown_key.json: [shape] role "start": expected one of the fields ' ..
-    'name, type, description, ai_context, strategy, child_workflow, step, found field "colour"',
-  },
-}
+local JSON_EXPECT = dofile("tests/fixtures/json_expect.lua")
 
 local function expectations(path)
   if path:match("%.json$") then return JSON_EXPECT[path] or {} end
@@ -379,7 +366,7 @@ describe("invalid fixtures", function()
       "routing-direction", "routing-shape", "routing-target", "condition", "guardian-type",
       "guardian-config", "guardian-placement", "unguarded-cycle", "max-interactions",
       "stale-limit", "actor-type", "assignment-status", "function-upvalue",
-      "function-source" }) do
+      "function-source", "utf8", "actor-system" }) do
       if not seen[rule] then missing[#missing + 1] = rule end
     end
     assert.are.same({}, missing)
@@ -605,6 +592,33 @@ describe("validation", function()
       assert.are.same({}, validate.check(canon, { file = "x.lua", lines = lines, expr = expr,
         json_null = NULL }))
     end
+  end)
+  it("reports each unbounded loop once, even when a guarded loop shares its component", function()
+    local src = read("tests/fixtures/invalid/unguarded_cycle_mixed.lua")
+    -- a second unguarded self-loop on worker, through "again2"
+    local text = src:gsub('{ "work", "again", "review"', '{ "work", "again", "again2", "review"')
+      :gsub('inbound = { "work", "again", "back" }, outbound = { "done", "again", "review" }',
+            'inbound = { "work", "again", "again2", "back" }, outbound = { "done", "again", "again2", "review" }')
+    local canon, lines, errs = run(text)
+    assert.are.same({}, errs)
+    local got = validate.check(canon, { file = "x.lua", lines = lines, expr = expr, json_null = NULL })
+    local cycles = {}
+    for i, e in ipairs(got) do cycles[i] = e.rule .. " " .. e.element end
+    assert.are.same({ "unguarded-cycle cycle worker → again → worker",
+                      "unguarded-cycle cycle worker → again2 → worker" }, cycles)
+  end)
+  it("rejects an actor whose type differs from the same actor in a child workflow", function()
+    local a = assert(run((MINIMAL:format(', child_workflow = "CHILD-X"'):gsub('"MINI"', '"PARENT-X"')
+      :gsub("\n}\n$", '\n  actors = { actor "clerk" { type = "AI_AGENT" } },\n}\n'))))
+    local stored = {
+      ["CHILD-X"] = { name = "CHILD-X", roles = {}, actors = { { name = "clerk", type = "HUMAN" } } },
+    }
+    local errs = validate.check(a, { file = "p.lua", expr = expr, json_null = NULL,
+      lookup = function(n) return stored[n] end })
+    assert.are.equal(1, #errs)
+    assert.are.equal('p.lua: [actor-conflict] actor "clerk": expected the type it has in child ' ..
+      'workflow "CHILD-X" (HUMAN; an instance shares actors across its workflows), found "AI_AGENT"',
+      errs[1].message)
   end)
   it("never raises on garbage", function()
     local junk = { 1, "x", true, NULL, {}, { roles = 5 }, { roles = { 1, { name = {} } } },

@@ -99,7 +99,11 @@ static void print_import(const char *file, const char *report) {
   if (status && status->type == CLI_JSTRING &&
       strcmp(status->text, "created") != 0)
     verb = status->text; /* "unchanged" */
-  if (r && *name.s)
+  const cli_jv *rebound = cli_json_get(r, "rebound");
+  if (r && *name.s && rebound && rebound->type == CLI_JSTRING)
+    printf("%s %s version %s (%s)\n", verb, name.s,
+           *version.s ? version.s : "?", rebound->text);
+  else if (r && *name.s)
     printf("%s %s version %s\n", verb, name.s, *version.s ? version.s : "?");
   else
     printf("%s %s\n", verb, file);

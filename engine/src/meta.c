@@ -59,6 +59,16 @@ static int with_file(chm_meta *m, const char *fn, const char *path,
   args[1] = text;
   rc = chm__core_invoke(&m->core, "meta", fn, 2, args, report);
   free(text);
+  if (rc == CHM_MEMORY) {
+    /* Name the file and say what to do: the cap has no option. */
+    char why[256];
+    snprintf(why, sizeof why, "%s", chm__core_errmsg(&m->core));
+    chm__core_seterr(&m->core, rc,
+                     "%s: the definition is too big to %s (%s); split the "
+                     "workflow into a parent and child workflows joined by "
+                     "recursive gateways (the cap is fixed: no option "
+                     "raises it)", path, fn, why);
+  }
   return rc;
 }
 
