@@ -601,9 +601,15 @@ static int l_inst_memory_set(lua_State *L) {
   chm_instance *i = checkinst(L);
   const char *role = luaL_checkstring(L, 2);
   const char *actor = luaL_optstring(L, 3, NULL);
-  const char *key = luaL_checkstring(L, 4);
+  size_t klen;
+  const char *key = luaL_checklstring(L, 4, &klen);
   const char *value;
   int rc;
+  if (strlen(key) != klen) /* C would cut the key at its NUL */
+    return finish(L, CHM_INVALID, NULL,
+                  "memory key holds a NUL byte (\\u0000): a key must be "
+                  "non-empty text without NUL",
+                  0);
   lua_settop(L, 5);
   value = value_json(L, 5, "value");
   rc = chm_memory_set(i, role, actor, key, value);

@@ -789,16 +789,9 @@ TEST(fanout_line_given_up) {
   ASSERT_TRUE(verified());
 }
 
-/* KNOWN WORKFLOW DEFECT (fails until fixed; see the report): the same
-** order with the price of one line simply missing. price-line is written
-** to fail such a line ("qty or unit_price missing"), but split-lines
-** builds its children from the line's fields, so the child of a line
-** without unit_price lacks that key; the role is HOMOGENEOUS, the submit
-** refuses children with different keys, and the whole order fails to the
-** Ate before any line is priced. Fix in workflows/wf_fanout.lua (and its
-** quote in docs/workflows.md): unit_price = line.unit_price or false (so
-** every child has the key; tonumber(false) is nil, so price-line still
-** fails the line). */
+/* The same order with the price of one line simply missing: every child
+** still has the same keys (unit_price false), price-line fails that line
+** and the priced one goes on. */
 TEST(fanout_line_without_price) {
   char base[37], kids[4][37];
   fresh("WF-FANOUT-001", "wf_fanout.lua", NULL);
