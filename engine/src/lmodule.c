@@ -583,7 +583,8 @@ static int l_inst_tokens(lua_State *L) {
   return finish(L, rc, out, chm_instance_errmsg(i), 0);
 }
 
-/* instance:verify() -> {rows, ok=true, first_bad=json.null}
+/* instance:verify() -> {rows, ok=true, first_bad=json.null, head_log_id,
+**   head_hash}
 **   | nil, err, "CORRUPT", report   [-1, +1|4, e] */
 static int l_inst_verify(lua_State *L) {
   chm_instance *i = checkinst(L);

@@ -1275,8 +1275,31 @@ TEST(verify_and_tamper) {
   ASSERT_RC(submit(a, "alice", v, NULL), CHM_OK);
   ASSERT_RC(chm_verify(inst, &out), CHM_OK);
   ASSERT_STR_EQ(out, q("SELECT '{\"rows\":' || count(*) || ',\"ok\":true,"
-                       "\"first_bad\":null}' FROM Interaction_Logs"));
+                       "\"first_bad\":null,\"head_log_id\":' || max(log_id) "
+                       "|| ',\"head_hash\":\"' || (SELECT hash FROM "
+                       "Interaction_Logs ORDER BY log_id DESC LIMIT 1) || "
+                       "'\"}' FROM Interaction_Logs"));
   chm_free(out);
+  /* deleting the newest row leaves a chain that verifies (nothing in the
+  ** store anchors the tail): the head the report gave is what shows it */
+  {
+    char head[200], *again = NULL;
+    snprintf(head, sizeof head, "%s",
+             q("SELECT '\"head_log_id\":' || log_id || ',\"head_hash\":\"' "
+               "|| hash || '\"' FROM Interaction_Logs ORDER BY log_id DESC "
+               "LIMIT 1"));
+    ASSERT_TRUE(sqlite3_exec(raw,
+                             "DROP TRIGGER Interaction_Logs_no_delete; "
+                             "DELETE FROM Interaction_Logs WHERE log_id = "
+                             "(SELECT max(log_id) FROM Interaction_Logs)",
+                             NULL, NULL, NULL) == SQLITE_OK);
+    ASSERT_RC(chm_verify(inst, &again), CHM_OK);
+    ASSERT_CONTAINS(again, "\"ok\":true");
+    ASSERT_TRUE(strstr(again, head) == NULL);
+    ASSERT_CONTAINS(again, q("SELECT '\"head_log_id\":' || max(log_id) FROM "
+                             "Interaction_Logs"));
+    chm_free(again);
+  }
   ASSERT_STR_EQ(q("SELECT prev_hash FROM Interaction_Logs WHERE log_id = 1"),
                 "0000000000000000000000000000000000000000000000000000000000"
                 "000000");
@@ -1294,7 +1317,7 @@ TEST(verify_and_tamper) {
                            NULL, NULL, NULL) == SQLITE_OK);
   ASSERT_RC(chm_verify(inst, &out), CHM_CORRUPT);
   ASSERT_MSG("Interaction_Logs row 3 does not match its hash (stored ");
-  ASSERT_CONTAINS(out, "\"ok\":false,\"first_bad\":3}");
+  ASSERT_CONTAINS(out, "\"ok\":false,\"first_bad\":3,\"head_log_id\":");
   chm_free(out);
 }
 
