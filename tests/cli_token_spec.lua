@@ -250,6 +250,50 @@ describe("chameleon token commands", function()
                "CHAMELEON_NOW='soon' is not a number of milliseconds since the epoch")
   end)
 
+  it("names the waiting token when a checkout finds none it may take, and changes nothing", function()
+    local inst = instance()
+    local id = invoice(inst)
+    local v = json(expect(run(dir, { "checkout", inst, "--actor", "finance-manager",
+                                     "--role", "FA-M-001", "--json" }), 0)).version
+    expect(run(dir, { "fail", inst, id, "--actor", "finance-manager", "--reason", "PO cancelled" }), 0)
+    expect(run(dir, { "pause", inst, id, "--actor", "ap-specialist" }), 0)
+    local before = json(expect(run(dir, { "token", inst, id, "--json", "--history" }), 0))
+    assert.are.same({ "PAUSED", "ate" }, { before.status, before.interaction })
+    local r = expect(run(dir, { "checkout", inst, "--actor", "ap-specialist", "--role", "physician" }), 4)
+    assert_has(r.err, "chameleon: checkout: no work for role 'physician' in 'ate': 1 token waits there " ..
+                      "but none can be taken: token " .. id .. " is PAUSED — EPSILON takes only FAILED " ..
+                      "tokens (resume it first)")
+    local after = json(expect(run(dir, { "token", inst, id, "--json", "--history" }), 0))
+    assert.are.same({ before.status, before.version, #before.history },
+                    { after.status, after.version, #after.history })
+    assert.is_true(after.version > v)
+  end)
+
+  it("refuses an attribute key holding a NUL byte and writes nothing", function()
+    local inst = instance()
+    local r = expect(run(dir, { "genesis", inst, "--attrs", '{"a": 1, "a\\u0000b": 2}' }), 3)
+    assert_has(r.err, 'genesis attributes has the key "a\\u0000b": an attribute key must be non-empty ' ..
+                      "text without a NUL byte (\\u0000)")
+    assert.are.same({}, json(expect(run(dir, { "tokens", inst, "--json" }), 0)))
+    local id = invoice(inst)
+    local v = json(expect(run(dir, { "checkout", inst, "--actor", "finance-manager",
+                                     "--role", "FA-M-001", "--json" }), 0)).version
+    r = expect(run(dir, { "submit", inst, id, "--actor", "finance-manager", "--version", tostring(v),
+                          "--changes", '{"set": {"po_amount\\u0000evil": 999}}' }), 3)
+    assert_has(r.err, 'changes.set has the key "po_amount\\u0000evil"')
+    local t = json(expect(run(dir, { "token", inst, id, "--json" }), 0))
+    assert.are.same({ 100, v, "ACTIVE" }, { t.attributes.po_amount, t.version, t.status })
+    -- the Lua module's memory_set: a Lua string may hold a NUL that C
+    -- would cut at, so it is refused before it reaches the engine
+    local chm = require("chameleon")
+    local h = assert(chm.open_instance(dir .. "/" .. inst))
+    local ok, msg, code = h:memory_set("FA-M-001", nil, "tone\0evil", "x")
+    assert.are.same({ nil, "INVALID" }, { ok, code })
+    assert_has(msg, "memory key holds a NUL byte")
+    assert.are.equal(0, h:query("SELECT count(*) AS n FROM Local_Role_Attributes")[1].n)
+    h:close()
+  end)
+
   it("uses CHAMELEON_NOW and --now: an expired lease is swept to Chronos", function()
     local inst = instance()
     local now = "CHAMELEON_NOW=" .. T0

@@ -904,6 +904,19 @@ describe("judge.route", function()
       assert.are.equal("component 'R->a' directional filter 'df': k = nothing has no route; "
                        .. "default chose 'ic'", r.reason)
     end)
+    it("lists each filter's decision: the interaction chosen, or NO_ROUTE", function()
+      local g = df({ field = "k", routes = { x = "ib" } })
+      assert.are.same({ { guardian_id = "f1", name = "df", type = "DIRECTIONAL_FILTER",
+                          decision = "ib", reason = "directional filter 'df': k = \"x\" chose 'ib'" } },
+                      route(g, { k = "x" }).decisions)
+      local r = route(g, { k = "y" })
+      assert.is_nil(r.component_id)
+      assert.are.same({ "NO_ROUTE" }, { r.decisions[1].decision })
+      -- no filter tried, no decisions
+      local plain = graph({ { name = "R->a", interaction = "ia", routing = { default = "ib" } },
+                            { name = "R->b", interaction = "ib" } })
+      assert.is_nil(route(plain, {}).decisions)
+    end)
     it("records an invalid filter", function()
       local r = route(df({ routes = { x = "ib" } }), { k = "x" })
       assert.is_nil(r.component_id)
