@@ -164,7 +164,9 @@ local function load_graph(db, role_id)
 end
 
 -- judge.route(db, role_id, view) -> {component_id, interaction_id, reason,
--- errors = {{component_id, message}}}. component_id is nil when nothing
+-- errors = {{component_id, message}}, decisions = nil | {{guardian_id, name,
+-- type = "DIRECTIONAL_FILTER", decision = the interaction chosen or
+-- "NO_ROUTE", reason}}, one per filter tried}. component_id is nil when nothing
 -- matched (reason lists what was tried) or the role has no outbound
 -- component (reason "no outbound"). Raises only on database errors.
 function M.route(db, role_id, view)

@@ -222,8 +222,8 @@ local function try_filter(f, o, view, errors)
   return nil, format("%s: %s = %s has no route, no default", where, f.field, show(v))
 end
 
--- route(graph, view) -> {component_id, interaction_id, reason, errors}
--- (see judge.route). Tries the outbound components in order: a component's
+-- route(graph, view) -> {component_id, interaction_id, reason, errors,
+-- decisions} (see judge.route). Tries the outbound components in order: a component's
 -- routing first, then its DIRECTIONAL_FILTER guardians; the first target
 -- wins. Components with neither are only reached as targets, except the
 -- single outbound component of a role.
@@ -238,14 +238,15 @@ function M.route(graph, view)
              reason = format("single outbound component '%s'", o.name), errors = errors }
   end
   local scope = conditions.scope(view)
-  local tried = {}
+  local tried, decisions = {}, nil
   for _, o in ipairs(outs) do
     local found, how = false, {}
     local function take(target, words)
       local dest = target == true and o or resolve(graph, target)
       if dest then
         return { component_id = dest.component_id, interaction_id = dest.interaction_id,
-                 reason = format("component '%s' %s", o.name, words), errors = errors }
+                 reason = format("component '%s' %s", o.name, words), errors = errors,
+                 decisions = decisions }, dest
       end
       errors[#errors + 1] = { component_id = o.component_id, message = format(
         "component '%s' %s, but '%s' names no outbound component of role '%s' (by " ..
@@ -266,17 +267,24 @@ function M.route(graph, view)
     for _, f in ipairs(o.filters) do
       found = true
       local target, words = try_filter(f, o, view, errors)
-      if target then
-        local res = take(target, words)
-        if res then return res end
-      else
-        how[#how + 1] = words
+      local res, dest
+      if target then res, dest = take(target, words) end
+      -- each filter's decision is a log row of its own: the interaction
+      -- it chose, or NO_ROUTE
+      decisions = decisions or {}
+      decisions[#decisions + 1] = {
+        guardian_id = f.guardian_id, name = f.name, type = "DIRECTIONAL_FILTER",
+        decision = dest and dest.interaction_name or "NO_ROUTE", reason = words }
+      if res then
+        res.decisions = decisions
+        return res
       end
+      if not target then how[#how + 1] = words end
     end
     if not found then how[1] = "no routing" end
     tried[#tried + 1] = format("'%s' (%s)", o.name, concat(how, "; "))
   end
-  return { component_id = nil, interaction_id = nil, errors = errors,
+  return { component_id = nil, interaction_id = nil, errors = errors, decisions = decisions,
            reason = format("no route matched for role '%s': tried %s", graph.role_name,
                            concat(tried, ", ")) }
 end

@@ -250,6 +250,50 @@ describe("chameleon token commands", function()
                "CHAMELEON_NOW='soon' is not a number of milliseconds since the epoch")
   end)
 
+  it("names the waiting token when a checkout finds none it may take, and changes nothing", function()
+    local inst = instance()
+    local id = invoice(inst)
+    local v = json(expect(run(dir, { "checkout", inst, "--actor", "finance-manager",
+                                     "--role", "FA-M-001", "--json" }), 0)).version
+    expect(run(dir, { "fail", inst, id, "--actor", "finance-manager", "--reason", "PO cancelled" }), 0)
+    expect(run(dir, { "pause", inst, id, "--actor", "ap-specialist" }), 0)
+    local before = json(expect(run(dir, { "token", inst, id, "--json", "--history" }), 0))
+    assert.are.same({ "PAUSED", "ate" }, { before.status, before.interaction })
+    local r = expect(run(dir, { "checkout", inst, "--actor", "ap-specialist", "--role", "physician" }), 4)
+    assert_has(r.err, "chameleon: checkout: no work for role 'physician' in 'ate': 1 token waits there " ..
+                      "but none can be taken: token " .. id .. " is PAUSED — EPSILON takes only FAILED " ..
+                      "tokens (resume it first)")
+    local after = json(expect(run(dir, { "token", inst, id, "--json", "--history" }), 0))
+    assert.are.same({ before.status, before.version, #before.history },
+                    { after.status, after.version, #after.history })
+    assert.is_true(after.version > v)
+  end)
+
+  it("refuses an attribute key holding a NUL byte and writes nothing", function()
+    local inst = instance()
+    local r = expect(run(dir, { "genesis", inst, "--attrs", '{"a": 1, "a\\u0000b": 2}' }), 3)
+    assert_has(r.err, 'genesis attributes has the key "a\\u0000b": an attribute key must be non-empty ' ..
+                      "text without a NUL byte (\\u0000)")
+    assert.are.same({}, json(expect(run(dir, { "tokens", inst, "--json" }), 0)))
+    local id = invoice(inst)
+    local v = json(expect(run(dir, { "checkout", inst, "--actor", "finance-manager",
+                                     "--role", "FA-M-001", "--json" }), 0)).version
+    r = expect(run(dir, { "submit", inst, id, "--actor", "finance-manager", "--version", tostring(v),
+                          "--changes", '{"set": {"po_amount\\u0000evil": 999}}' }), 3)
+    assert_has(r.err, 'changes.set has the key "po_amount\\u0000evil"')
+    local t = json(expect(run(dir, { "token", inst, id, "--json" }), 0))
+    assert.are.same({ 100, v, "ACTIVE" }, { t.attributes.po_amount, t.version, t.status })
+    -- the Lua module's memory_set: a Lua string may hold a NUL that C
+    -- would cut at, so it is refused before it reaches the engine
+    local chm = require("chameleon")
+    local h = assert(chm.open_instance(dir .. "/" .. inst))
+    local ok, msg, code = h:memory_set("FA-M-001", nil, "tone\0evil", "x")
+    assert.are.same({ nil, "INVALID" }, { ok, code })
+    assert_has(msg, "memory key holds a NUL byte")
+    assert.are.equal(0, h:query("SELECT count(*) AS n FROM Local_Role_Attributes")[1].n)
+    h:close()
+  end)
+
   it("uses CHAMELEON_NOW and --now: an expired lease is swept to Chronos", function()
     local inst = instance()
     local now = "CHAMELEON_NOW=" .. T0
@@ -342,7 +386,11 @@ describe("chameleon token commands", function()
     invoice(inst)
     local r = expect(run(dir, { "verify", inst }), 0)
     assert.are.equal(inst .. ": ok (7 log rows verified)\n", r.out)
-    assert.are.same({ rows = 7, ok = true, first_bad = NULL }, json(expect(run(dir, { "verify", inst, "--json" }), 0)))
+    local rep = json(expect(run(dir, { "verify", inst, "--json" }), 0))
+    assert.are.equal(7, rep.head_log_id)
+    assert.matches("^%x+$", rep.head_hash)
+    assert.are.equal(64, #rep.head_hash)
+    assert.are.same({ rows = 7, ok = true, first_bad = NULL, head_log_id = 7, head_hash = rep.head_hash }, rep)
     assert.is_true(os.execute("sqlite3 " .. q(dir .. "/" .. inst) .. " " .. q(
       "DROP TRIGGER Interaction_Logs_no_update; " ..
       "UPDATE Interaction_Logs SET details = '{}' WHERE log_id = 3") .. " >/dev/null"))
@@ -351,7 +399,7 @@ describe("chameleon token commands", function()
     assert_has(r.err, "chameleon: verify: Interaction_Logs row 3 does not match its hash (stored ")
     assert_has(r.err, "hint: the log was changed outside the engine")
     r = expect(run(dir, { "verify", inst, "--json" }), 6)
-    assert.are.same({ rows = 7, ok = false, first_bad = 3 }, json(r))
+    assert.are.same({ rows = 7, ok = false, first_bad = 3, head_log_id = 7, head_hash = rep.head_hash }, json(r))
   end)
 
   it("runs a recursive gateway and hands the child's human step to its actor", function()

@@ -761,24 +761,19 @@ describe("judge.gate", function()
     end)
   end)
 
-  it("evaluates a structured and an expression gate in a few microseconds", function()
+  it("decides the same on a structured and an expression gate", function()
+    -- speed is measured by `make bench`, never asserted in a test
     local g1 = guardians.compile({ guardian_id = "a", name = "a", type = "CRITERIA_GATE",
       config = { field = "amount", operator = "GT", threshold = 1000 } })
     local g2 = guardians.compile({ guardian_id = "b", name = "b", type = "CRITERIA_GATE",
       config = { criteria = "amount > 1000 and currency == 'EUR'" } })
-    local v = view({ attrs = { amount = 1500, currency = "EUR" } })
     local db = new_db()
-    local n = 200000
-    local result = {}
-    for name, list1 in pairs({ structured = { g1 }, expression = { g2 } }) do
-      local t0 = os.clock()
-      for _ = 1, n do guardians.evaluate(list1, v, db) end
-      result[name] = (os.clock() - t0) / n * 1e6
+    for _, list1 in ipairs({ { g1 }, { g2 } }) do
+      assert.is_true(guardians.evaluate(list1, view({ attrs = { amount = 1500, currency = "EUR" } }), db).pass)
+      local v = guardians.evaluate(list1, view({ attrs = { amount = 500, currency = "EUR" } }), db)
+      assert.is_false(v.pass)
+      assert.are.equal("REJECT", v.decisions[1].decision)
     end
-    print(string.format("\n  gate cost: structured %.2f us, expression %.2f us",
-                        result.structured, result.expression))
-    assert.is_true(result.structured < 5, "structured gate " .. result.structured .. " us")
-    assert.is_true(result.expression < 5, "expression gate " .. result.expression .. " us")
   end)
 end)
 
@@ -908,6 +903,19 @@ describe("judge.route", function()
       assert.are.equal("c-R->c", r.component_id)
       assert.are.equal("component 'R->a' directional filter 'df': k = nothing has no route; "
                        .. "default chose 'ic'", r.reason)
+    end)
+    it("lists each filter's decision: the interaction chosen, or NO_ROUTE", function()
+      local g = df({ field = "k", routes = { x = "ib" } })
+      assert.are.same({ { guardian_id = "f1", name = "df", type = "DIRECTIONAL_FILTER",
+                          decision = "ib", reason = "directional filter 'df': k = \"x\" chose 'ib'" } },
+                      route(g, { k = "x" }).decisions)
+      local r = route(g, { k = "y" })
+      assert.is_nil(r.component_id)
+      assert.are.same({ "NO_ROUTE" }, { r.decisions[1].decision })
+      -- no filter tried, no decisions
+      local plain = graph({ { name = "R->a", interaction = "ia", routing = { default = "ib" } },
+                            { name = "R->b", interaction = "ib" } })
+      assert.is_nil(route(plain, {}).decisions)
     end)
     it("records an invalid filter", function()
       local r = route(df({ routes = { x = "ib" } }), { k = "x" })

@@ -501,7 +501,8 @@ describe("token module", function()
       local tok = assert(inst:checkout("finance-manager", "FA-M-001"))
       assert(inst:submit(id, "finance-manager", tok.version, { set = { manager_decision = "approve" } }))
       local rep = assert(inst:verify())
-      assert.are.same({ rows = nlog(inst), ok = true, first_bad = chm.json.null }, rep)
+      assert.are.same({ rows = nlog(inst), ok = true, first_bad = chm.json.null,
+                        head_log_id = nlog(inst), head_hash = rep.head_hash }, rep)
       -- the triggers refuse an edit; dropping one lets it through, verify sees it
       assert.is_nil(inst:query("UPDATE Interaction_Logs SET event = 'X'"))
       assert.is_true(os.execute("sqlite3 " .. q(path) .. " " .. q(
@@ -511,7 +512,8 @@ describe("token module", function()
       assert.is_nil(ok)
       assert.are.equal("CORRUPT", code)
       assert.truthy(msg:find("Interaction_Logs row 3 does not match its hash (stored ", 1, true), msg)
-      assert.are.same({ rows = rep.rows, ok = false, first_bad = 3 }, report)
+      assert.are.same({ rows = rep.rows, ok = false, first_bad = 3, head_log_id = rep.head_log_id,
+                        head_hash = rep.head_hash }, report)
     end)
   end)
 

@@ -436,9 +436,12 @@ int chm_tokens(chm_instance *inst, const char *status, char **json);
 
 /* chm_verify(inst, &report_json): walk Interaction_Logs in log_id order
 ** recomputing the hash chain. CHM_OK with {"rows":N,"ok":true,
-** "first_bad":null}, or CHM_CORRUPT naming the first bad row ("Interaction_
+** "first_bad":null,"head_log_id":N,"head_hash":"<hex>"} (the head is null
+** for an empty log), or CHM_CORRUPT naming the first bad row ("Interaction_
 ** Logs row 17 does not match its hash (...)") with "ok":false and
-** "first_bad":17 in the report (still returned). */
+** "first_bad":17 in the report (still returned). Nothing anchors the tail:
+** deleting the newest rows is not detected; keep the head elsewhere and
+** compare. */
 int chm_verify(chm_instance *inst, char **report_json);
 
 /* ---- The run loop and skills --------------------------------------- */

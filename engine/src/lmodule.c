@@ -583,7 +583,8 @@ static int l_inst_tokens(lua_State *L) {
   return finish(L, rc, out, chm_instance_errmsg(i), 0);
 }
 
-/* instance:verify() -> {rows, ok=true, first_bad=json.null}
+/* instance:verify() -> {rows, ok=true, first_bad=json.null, head_log_id,
+**   head_hash}
 **   | nil, err, "CORRUPT", report   [-1, +1|4, e] */
 static int l_inst_verify(lua_State *L) {
   chm_instance *i = checkinst(L);
@@ -601,9 +602,15 @@ static int l_inst_memory_set(lua_State *L) {
   chm_instance *i = checkinst(L);
   const char *role = luaL_checkstring(L, 2);
   const char *actor = luaL_optstring(L, 3, NULL);
-  const char *key = luaL_checkstring(L, 4);
+  size_t klen;
+  const char *key = luaL_checklstring(L, 4, &klen);
   const char *value;
   int rc;
+  if (strlen(key) != klen) /* C would cut the key at its NUL */
+    return finish(L, CHM_INVALID, NULL,
+                  "memory key holds a NUL byte (\\u0000): a key must be "
+                  "non-empty text without NUL",
+                  0);
   lua_settop(L, 5);
   value = value_json(L, 5, "value");
   rc = chm_memory_set(i, role, actor, key, value);

@@ -172,6 +172,17 @@ void chm__buf_free(chm__buf *b);
      "INSERT INTO Token_Rejections (rejection_id, uow_id, guardian_id, "       \
      "guardian_name, guardian_type, reason, created_at) "                      \
      "VALUES (?,?,?,?,?,?,?)")                                                 \
+  XX(REJECTION_SEEN, /* this guardian's REJECT of this token version */     \
+     "SELECT EXISTS (SELECT 1 FROM Interaction_Logs WHERE uow_id = ?1 AND "   \
+     "event = 'GUARDIAN' AND decision = 'REJECT' AND "                         \
+     "json_extract(details, '$.name') IS ?2 AND "                              \
+     "json_extract(details, '$.token_version') = ?3)")                         \
+  XX(WAITING, /* the no-work path: the oldest unfinished, unheld token */      \
+     "SELECT uow_id, status, parent_id, child_count, finished_child_count, "   \
+     "(SELECT count(*) FROM UnitsOfWork w WHERE w.current_interaction_id = "   \
+     "?1 AND w.status NOT IN ('ACTIVE', 'FINALIZED', 'ARCHIVED')) FROM "       \
+     "UnitsOfWork WHERE current_interaction_id = ?1 AND status NOT IN "        \
+     "('ACTIVE', 'FINALIZED', 'ARCHIVED') ORDER BY queue_seq LIMIT 1")         \
   XX(INJECTION_INSERT,                                                         \
      "INSERT INTO Context_Injections (injection_id, uow_id, guardian_id, "     \
      "rule_index, field, value, created_at) VALUES (?,?,?,?,?,?,?)")           \
@@ -609,6 +620,8 @@ typedef struct chm__route {
   char *interaction_id; /* target interaction */
   char *reason;         /* why (always set) */
   char *errors;         /* JSON array of {component_id,message} or NULL */
+  chm__decision *dec;   /* the DIRECTIONAL_FILTER decisions, in order */
+  int ndec;
 } chm__route;
 
 /* chm__tk_route(t, role_id, view, r) -> CHM_OK (or CHM_NOMEM); a failing
@@ -616,6 +629,7 @@ typedef struct chm__route {
 int chm__tk_route(chm__tk *t, const char *role_id, const chm__view *v,
                   chm__route *r);
 void chm__route_free(chm__route *r);
+void chm__decision_free(chm__decision *d);
 
 typedef struct chm__kv {
   char *key, *value; /* value: canonical JSON text */

@@ -351,6 +351,18 @@ static void do_route(lua_State *L, call *k) {
   r->reason = field_str(L, k, res, "reason");
   if (lua_getfield(L, res, "errors") == LUA_TTABLE && luaL_len(L, -1) > 0)
     r->errors = xdup(L, k, encode(L, -1));
+  lua_pop(L, 1);
+  if (lua_getfield(L, res, "decisions") == LUA_TTABLE) {
+    int i, n = (int)luaL_len(L, -1);
+    for (i = 1; i <= n; i++) {
+      if (lua_rawgeti(L, -1, i) == LUA_TTABLE) {
+        r->dec = grow(L, k, r->dec, r->ndec, sizeof *r->dec);
+        r->ndec++;
+        decision_from(L, k, lua_gettop(L), &r->dec[r->ndec - 1], "NO_ROUTE");
+      }
+      lua_pop(L, 1);
+    }
+  }
 }
 
 /* seed(uow_id, version) -> a PRNG seed that replays: 48 bits of
@@ -483,6 +495,26 @@ static int doubt(call *k) {
   return 1;
 }
 
+/* escaped_key(L, key, len) -> key as the inside of a JSON string, control
+** bytes (NUL above all) as \u00XX; pushed on the stack. */
+static const char *escaped_key(lua_State *L, const char *key, size_t len) {
+  luaL_Buffer b;
+  size_t i;
+  luaL_buffinit(L, &b);
+  for (i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)key[i];
+    if (ch < 0x20 || ch == '"' || ch == '\\') {
+      char e[8];
+      snprintf(e, sizeof e, "\\u%04x", ch);
+      luaL_addstring(&b, e);
+    } else {
+      luaL_addchar(&b, (char)ch);
+    }
+  }
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
 /* The object at idx as sorted key/canonical-value pairs in *out; 1 when
 ** it is invalid (or, k->direct, in doubt). */
 static int object_kvs(lua_State *L, call *k, int idx, const char *what,
@@ -503,10 +535,18 @@ static int object_kvs(lua_State *L, call *k, int idx, const char *what,
   }
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    const char *key = lua_tostring(L, -2);
-    if (key == NULL || *key == '\0') {
-      lua_pop(L, 2);
-      return invalid(L, k, "%s has an empty key", what);
+    size_t len = 0;
+    const char *key =
+        lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &len) : NULL;
+    if (key == NULL)
+      return invalid(L, k, "%s has a %s key; keys must be text", what,
+                     luaL_typename(L, -2));
+    if (*key == '\0' || strlen(key) != len) { /* left on the stack */
+      const char *shown = escaped_key(L, key, len);
+      return invalid(L, k,
+                     "%s has the key \"%s\": an attribute key must be "
+                     "non-empty text without a NUL byte (\\u0000)",
+                     what, shown);
     }
     if (k->direct && (!is_ascii(L, -2) || lua_istable(L, -1))) {
       lua_pop(L, 2); /* a key to check as UTF-8, a value to check deeply */
@@ -825,7 +865,7 @@ static int run(chm__tk *t, call *k, char **err) {
   return rc;
 }
 
-static void decision_free(chm__decision *d) {
+void chm__decision_free(chm__decision *d) {
   free(d->guardian_id);
   free(d->name);
   free(d->type);
@@ -836,9 +876,9 @@ static void decision_free(chm__decision *d) {
 
 void chm__gate_free(chm__gate *g) {
   int i;
-  decision_free(&g->rejection);
+  chm__decision_free(&g->rejection);
   for (i = 0; i < g->ndec; i++)
-    decision_free(&g->dec[i]);
+    chm__decision_free(&g->dec[i]);
   for (i = 0; i < g->ninj; i++) {
     free(g->inj[i].guardian_id);
     free(g->inj[i].field);
@@ -930,6 +970,10 @@ int chm__tk_gate(chm__tk *t, char (*ids)[CHM__ID], int n, const chm__view *v,
 }
 
 void chm__route_free(chm__route *r) {
+  int i;
+  for (i = 0; i < r->ndec; i++)
+    chm__decision_free(&r->dec[i]);
+  free(r->dec);
   free(r->component_id);
   free(r->interaction_id);
   free(r->reason);

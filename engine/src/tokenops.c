@@ -151,12 +151,66 @@ typedef struct dest {
   const char *status;        /* the status it takes there */
   char *failure;             /* failure_reason to store, or NULL */
   char *details;             /* log details (JSON object) */
+  chm__decision *dec;        /* DIRECTIONAL_FILTER decisions to log */
+  int ndec;
 } dest;
 
 static void dest_free(dest *d) {
+  int i;
+  for (i = 0; i < d->ndec; i++)
+    chm__decision_free(&d->dec[i]);
+  free(d->dec);
   free(d->failure);
   free(d->details);
   memset(d, 0, sizeof *d);
+}
+
+/* Logs one guardian decision row (event GUARDIAN) on token uow_id;
+** version (unless CHM__NULL_INT) is the token version it was made on. */
+static int log_guardian(chm__tk *t, const char *uow_id, const char *actor_id,
+                        const char *role_id, const char *inter,
+                        const chm__decision *dc, int64_t version) {
+  chm__buf b = {0};
+  chm__logrow r;
+  char *det;
+  int rc;
+  chm__buf_add(&b, "{\"name\":");
+  chm__buf_jstr(&b, dc->name);
+  chm__buf_add(&b, ",\"type\":");
+  chm__buf_jstr(&b, dc->type);
+  chm__buf_add(&b, ",\"reason\":");
+  chm__buf_jstr(&b, dc->reason);
+  if (version != CHM__NULL_INT)
+    chm__buf_addf(&b, ",\"token_version\":%lld", (long long)version);
+  chm__buf_add(&b, "}");
+  if ((det = chm__buf_take(&b)) == NULL)
+    return chm__tk_err(t, CHM_NOMEM, "out of memory");
+  memset(&r, 0, sizeof r);
+  r.uow_id = uow_id;
+  r.actor_id = nz(actor_id);
+  r.role_id = role_id;
+  r.interaction_id = inter;
+  r.event = "GUARDIAN";
+  r.decision = dc->decision;
+  r.guardian_id = dc->guardian_id != NULL && strlen(dc->guardian_id) == 36
+                      ? dc->guardian_id
+                      : NULL;
+  r.details = det;
+  rc = chm__tk_log(t, &r);
+  free(det);
+  return rc;
+}
+
+/* The routing's guardian decisions (DIRECTIONAL_FILTER), each its own
+** row, logged before the movement they decided. */
+static int log_dest_decisions(chm__tk *t, const char *uow_id,
+                              const char *actor_id, const char *role_id,
+                              const char *inter, const dest *d) {
+  int i, rc = CHM_OK;
+  for (i = 0; i < d->ndec && rc == CHM_OK; i++)
+    rc = log_guardian(t, uow_id, actor_id, role_id, inter, &d->dec[i],
+                      CHM__NULL_INT);
+  return rc;
 }
 
 /* The status a token takes in `to` after a role of type `by` sent it:
@@ -177,6 +231,17 @@ static int target_status(chm__tk *t, const char *workflow_id, const char *to,
   else
     *status = "PENDING";
   return CHM_OK;
+}
+
+/* route_why(reason, role): judge.route's reason without its own
+** "no route matched for role 'R': " lead, so the failure says it once. */
+static const char *route_why(const char *reason, const char *role) {
+  static const char lead[] = "no route matched for role '";
+  size_t n = sizeof lead - 1, k = strlen(role);
+  if (strncmp(reason, lead, n) == 0 && strncmp(reason + n, role, k) == 0 &&
+      strncmp(reason + n + k, "': ", 3) == 0)
+    return reason + n + k + 3;
+  return reason;
 }
 
 /* decide(t, tok, attrs, wfname, role, d): where tok goes after `role`
@@ -238,7 +303,7 @@ static int decide(chm__tk *t, const chm__tok *tok, const chm__attrs *attrs,
       }
       d->status = "FAILED";
       d->failure = chm__strdupf("no route matched after role '%s': %s",
-                                role->name, r.reason);
+                                role->name, route_why(r.reason, role->name));
     } else {
       chm__tk_cpy(d->interaction, CHM__ID, r.interaction_id);
       if ((rc = target_status(t, tok->workflow_id, d->interaction, role->type,
@@ -248,6 +313,10 @@ static int decide(chm__tk *t, const chm__tok *tok, const chm__attrs *attrs,
   }
   if ((rc = inter_name(t, d->interaction, d->name, sizeof d->name)) != CHM_OK)
     goto done;
+  d->dec = r.dec; /* the filters' decisions, logged with the move */
+  d->ndec = r.ndec;
+  r.dec = NULL;
+  r.ndec = 0;
   if (strcmp(d->status, "FAILED") == 0 && d->failure == NULL)
     d->failure = chm__strdupf("sent to '%s' by role '%s'", d->name, role->name);
   chm__buf_add(&b, "}");
@@ -265,6 +334,10 @@ done:
 
 /* move_to(t, tok, d, m): tok to d (status, place, failure reason). */
 static int move_to(chm__tk *t, chm__tok *tok, const dest *d, chm__move m) {
+  int rc = log_dest_decisions(t, tok->uow_id, m.actor_id, m.role_id,
+                              tok->interaction_id, d);
+  if (rc != CHM_OK)
+    return rc;
   m.decision = d->name;
   m.details = d->details;
   m.failure_reason = d->failure;
@@ -280,12 +353,16 @@ static int insert_token(chm__tk *t, chm__tok *tok, const dest *d,
                         const char *event) {
   int64_t seq = t->last_log_id + 1;
   chm__logrow r;
+  int rc;
   if (chm__tk_exec(t, CHM__Q_TOK_INSERT, "ssssssiiisss", tok->uow_id,
                    t->instance_id, tok->workflow_id, nz(tok->parent_id),
                    d->interaction, d->status, t->now, seq,
                    tok->max_interactions, role_id, d->failure,
                    nz(tok->return_uow_id)) != CHM_OK)
     return CHM_DB;
+  if ((rc = log_dest_decisions(t, tok->uow_id, actor_id, role_id,
+                               d->interaction, d)) != CHM_OK)
+    return rc;
   if (tok->parent_id[0] != '\0' && chm__is_finished(d->status) &&
       chm__tk_exec(t, CHM__Q_TOK_COUNTS, "siii", tok->parent_id, (int64_t)0,
                    (int64_t)1, t->now) != CHM_OK)
@@ -708,37 +785,12 @@ static int next_candidate(chm__tk *t, const char *inter,
   return CHM_OK;
 }
 
-/* Logs one guardian decision row. */
+/* Logs one guardian decision row; version (unless CHM__NULL_INT) is the
+** token version the decision was made on, kept in its details. */
 static int log_decision(chm__tk *t, const chm__tok *tok, const chm__who *who,
                         const chm__role *role, const char *inter,
-                        const chm__decision *dc) {
-  chm__buf b = {0};
-  chm__logrow r;
-  char *det;
-  int rc;
-  chm__buf_add(&b, "{\"name\":");
-  chm__buf_jstr(&b, dc->name);
-  chm__buf_add(&b, ",\"type\":");
-  chm__buf_jstr(&b, dc->type);
-  chm__buf_add(&b, ",\"reason\":");
-  chm__buf_jstr(&b, dc->reason);
-  chm__buf_add(&b, "}");
-  if ((det = chm__buf_take(&b)) == NULL)
-    return chm__tk_err(t, CHM_NOMEM, "out of memory");
-  memset(&r, 0, sizeof r);
-  r.uow_id = tok->uow_id;
-  r.actor_id = nz(who->id);
-  r.role_id = role->id;
-  r.interaction_id = inter;
-  r.event = "GUARDIAN";
-  r.decision = dc->decision;
-  r.guardian_id = dc->guardian_id != NULL && strlen(dc->guardian_id) == 36
-                      ? dc->guardian_id
-                      : NULL;
-  r.details = det;
-  rc = chm__tk_log(t, &r);
-  free(det);
-  return rc;
+                        const chm__decision *dc, int64_t version) {
+  return log_guardian(t, tok->uow_id, who->id, role->id, inter, dc, version);
 }
 
 /* A gate rejected tok (BETA): record it and send tok FAILED to the Ate. */
@@ -753,9 +805,9 @@ static int reject(chm__tk *t, chm__tok *tok, const chm__who *who,
                         ? rj->guardian_id
                         : NULL;
   for (i = 0; i < g->ndec && rc == CHM_OK; i++)
-    rc = log_decision(t, tok, who, role, in->inter, &g->dec[i]);
+    rc = log_decision(t, tok, who, role, in->inter, &g->dec[i], CHM__NULL_INT);
   if (rc == CHM_OK && g->ndec == 0)
-    rc = log_decision(t, tok, who, role, in->inter, rj);
+    rc = log_decision(t, tok, who, role, in->inter, rj, CHM__NULL_INT);
   if (rc != CHM_OK)
     return rc;
   chm__uuid7(id);
@@ -783,6 +835,129 @@ static int reject(chm__tk *t, chm__tok *tok, const chm__who *who,
                          "REJECT", det);
   free(reason);
   free(det);
+  return rc;
+}
+
+/* A gate on the inbound of an OMEGA, EPSILON or TAU role rejected tok: the
+** token stays where it is (it is already where a rejection would send
+** it), but the decision is recorded once per (token, guardian, version):
+** a GUARDIAN REJECT log row carrying the version, and a Token_Rejections
+** row. *wrote = 1 when something was recorded. */
+static int reject_in_place(chm__tk *t, const chm__tok *tok,
+                           const chm__who *who, const chm__role *role,
+                           const inbound *in, const chm__gate *g, int *wrote) {
+  const chm__decision *rj = &g->rejection;
+  const char *gid = rj->guardian_id != NULL && strlen(rj->guardian_id) == 36
+                        ? rj->guardian_id
+                        : NULL;
+  char id[CHM__ID];
+  sqlite3_stmt *st;
+  int rc, seen = 0;
+  if ((st = chm__tk_q(t, CHM__Q_REJECTION_SEEN, "ssi", tok->uow_id, rj->name,
+                      tok->version)) == NULL)
+    return CHM_DB;
+  rc = chm__tk_step(t, CHM__Q_REJECTION_SEEN, st);
+  if (rc < 0)
+    return CHM_DB;
+  if (rc == SQLITE_ROW)
+    seen = sqlite3_column_int(st, 0);
+  chm__tk_reset(st);
+  if (seen)
+    return CHM_OK;
+  if ((rc = log_decision(t, tok, who, role, in->inter, rj, tok->version)) !=
+      CHM_OK)
+    return rc;
+  chm__uuid7(id);
+  if (chm__tk_exec(t, CHM__Q_REJECTION_INSERT, "ssssssi", id, tok->uow_id, gid,
+                   rj->name ? rj->name : "?", rj->type ? rj->type : "?",
+                   rj->reason ? rj->reason : "rejected", t->now) != CHM_OK)
+    return CHM_DB;
+  *wrote = 1;
+  return CHM_OK;
+}
+
+/* Why a candidate the gate did not pass cannot be taken (malloc'ed). */
+static char *gate_why(const chm__tok *tok, const chm__gate *g) {
+  const chm__decision *d = g->ndec > 0 ? &g->dec[g->ndec - 1] : NULL;
+  if (g->wait && d != NULL && d->type != NULL &&
+      strcmp(d->type, "CERBERUS") == 0)
+    return chm__strdupf("base %s waits for its children (%lld of %lld "
+                        "finished)",
+                        tok->uow_id, (long long)tok->finished_child_count,
+                        (long long)tok->child_count);
+  if (g->wait)
+    return chm__strdupf("token %s waits at guardian '%s' (%s): %s",
+                        tok->uow_id, d && d->name ? d->name : "?",
+                        d && d->type ? d->type : "?",
+                        d && d->reason ? d->reason : "WAIT");
+  return chm__strdupf("token %s was rejected by guardian '%s' (%s): %s",
+                      tok->uow_id, g->rejection.name ? g->rejection.name : "?",
+                      g->rejection.type ? g->rejection.type : "?",
+                      g->rejection.reason ? g->rejection.reason : "rejected");
+}
+
+/* The no-work message: when tokens wait in the role's inbound but none
+** can be taken, say how many and why the oldest cannot (seen_id/seen_why:
+** the first candidate the gate did not pass). Only on the no-work path. */
+static int no_work(chm__tk *t, const chm__role *role, const inbound *in,
+                   int nin, const char *const *statuses, int base_only,
+                   const char *seen_id, const char *seen_why,
+                   const char *names) {
+  char id[CHM__ID] = "", status[24] = "", parent[CHM__ID] = "";
+  char *why = NULL;
+  int64_t n = 0;
+  int i, rc, k;
+  if (nin == 0)
+    return chm__tk_err(t, CHM_NOTFOUND,
+                       "no work for role '%s': it has no inbound interaction",
+                       role->name);
+  for (i = 0; i < nin; i++) {
+    sqlite3_stmt *st = chm__tk_q(t, CHM__Q_WAITING, "s", in[i].inter);
+    if (st == NULL)
+      return CHM_DB;
+    if ((rc = chm__tk_step(t, CHM__Q_WAITING, st)) < 0)
+      return CHM_DB;
+    if (rc == SQLITE_ROW) {
+      n += sqlite3_column_int64(st, 5);
+      if (id[0] == '\0') {
+        chm__tk_cpy(id, sizeof id, chm__tk_col(st, 0));
+        chm__tk_cpy(status, sizeof status, chm__tk_col(st, 1));
+        chm__tk_cpy(parent, sizeof parent, chm__tk_col(st, 2));
+      }
+    }
+    chm__tk_reset(st);
+  }
+  if (n == 0)
+    return chm__tk_err(t, CHM_NOTFOUND, "no work for role '%s' in '%s'",
+                       role->name, names);
+  for (k = 0; statuses[k] != NULL; k++)
+    if (strcmp(statuses[k], status) == 0)
+      break;
+  if (seen_id[0] != '\0' && strcmp(seen_id, id) == 0 && seen_why != NULL)
+    why = chm__strdupf("%s", seen_why);
+  else if (statuses[k] == NULL)
+    why = chm__strdupf(
+        "token %s is %s — %s takes only %s%s%s tokens%s", id, status,
+        role->type, statuses[0], statuses[1] ? " or " : "",
+        statuses[1] ? statuses[1] : "",
+        strcmp(status, "ZOMBIED_SOFT") == 0
+            ? " (an operator's clarify returns it to PENDING)"
+        : strcmp(status, "PAUSED") == 0 ? " (resume it first)"
+                                        : "");
+  else if (base_only && parent[0] != '\0')
+    why = chm__strdupf("token %s is a child (parent %s) — %s takes only base "
+                       "tokens, which bring their children",
+                       id, parent, role->type);
+  else
+    why = chm__strdupf("token %s is %s", id, status);
+  if (why == NULL)
+    return chm__tk_err(t, CHM_NOMEM, "out of memory");
+  rc = chm__tk_err(t, CHM_NOTFOUND,
+                   "no work for role '%s' in '%s': %lld token%s there "
+                   "but none can be taken: %s",
+                   role->name, names, (long long)n,
+                   n == 1 ? " waits" : "s wait", why);
+  free(why);
   return rc;
 }
 
@@ -913,7 +1088,8 @@ int chm__op_checkout(chm__tk *t, const chm__who *who, const chm__role *role,
   chm__attrs attrs;
   chm__gate g;
   chm__buf names = {0};
-  char child[CHM__ID] = "", *memory = NULL;
+  char child[CHM__ID] = "", *memory = NULL, seen_id[CHM__ID] = "";
+  char *seen_why = NULL;
   int nin = 0, i, rc, found = 0, base_only, beta, got;
   memset(&attrs, 0, sizeof attrs);
   memset(&g, 0, sizeof g);
@@ -1013,6 +1189,18 @@ int chm__op_checkout(chm__tk *t, const chm__who *who, const chm__role *role,
         if ((rc = reject(t, tok, who, role, &in[i], &g)) != CHM_OK)
           goto done;
         *wrote = 1;
+        continue;
+      }
+      if (!g.wait && g.has_rejection &&
+          (rc = reject_in_place(t, tok, who, role, &in[i], &g, wrote)) !=
+              CHM_OK)
+        goto done;
+      if (seen_id[0] == '\0') { /* for the no-work message */
+        chm__tk_cpy(seen_id, sizeof seen_id, tok->uow_id);
+        if ((seen_why = gate_why(tok, &g)) == NULL) {
+          rc = chm__tk_err(t, CHM_NOMEM, "out of memory");
+          goto done;
+        }
       }
     }
   }
@@ -1022,21 +1210,16 @@ int chm__op_checkout(chm__tk *t, const chm__who *who, const chm__role *role,
       chm__buf_add(&names, in[i].name);
     }
     chm__tok_clear(tok);
-    if (nin == 0)
-      rc = chm__tk_err(t, CHM_NOTFOUND,
-                       "no work for role '%s': it has no "
-                       "inbound interaction",
-                       role->name);
-    else
-      rc = chm__tk_err(t, CHM_NOTFOUND, "no work for role '%s' in '%s'",
-                       role->name, names.p ? names.p : "");
+    rc = no_work(t, role, in, nin, statuses, base_only, seen_id, seen_why,
+                 names.p ? names.p : "");
     goto done;
   }
   i--; /* the inbound the token was found in */
   {
     int k;
     for (k = 0; k < g.ndec && rc == CHM_OK; k++)
-      rc = log_decision(t, tok, who, role, in[i].inter, &g.dec[k]);
+      rc = log_decision(t, tok, who, role, in[i].inter, &g.dec[k],
+                        CHM__NULL_INT);
   }
   if (rc == CHM_OK)
     rc = inject(t, tok, who, role, &in[i], &g);
@@ -1085,6 +1268,7 @@ done:
   chm__attrs_free(&attrs);
   chm__gate_free(&g);
   free(memory);
+  free(seen_why);
   if (rc != CHM_OK && out_json != NULL) {
     free(*out_json);
     *out_json = NULL;
@@ -1299,6 +1483,44 @@ static void keys_of(chm__buf *b, const chm__kvs *kv) {
     chm__buf_add(b, "(none)");
 }
 
+/* end_blocked(t, tok) -> CHM_OK when Tau's forced end of tok may go on:
+** no descendant is ACTIVE (an actor holds its lease; ending it would take
+** the work from under them). Else CHM_STATE naming the first such one. */
+static int end_blocked(chm__tk *t, const chm__tok *tok) {
+  char(*ids)[CHM__ID] = NULL, name[128], ts[32];
+  chm__tok c;
+  int n = 0, i, rc;
+  memset(&c, 0, sizeof c);
+  if ((rc = descendants(t, tok->uow_id, &ids, &n)) != CHM_OK)
+    goto done;
+  for (i = 0; i < n; i++) {
+    if ((rc = chm__tk_load(t, ids[i], &c)) != CHM_OK)
+      goto done;
+    if (strcmp(c.status, "ACTIVE") != 0)
+      continue;
+    if ((rc = actor_name(t, c.lease_holder, name, sizeof name)) != CHM_OK)
+      goto done;
+    if (c.lease_expires_at != CHM__NULL_INT)
+      chm__tk_iso(c.lease_expires_at, ts);
+    rc = chm__tk_err(
+        t, CHM_STATE,
+        "submit of token %s: end refused: its %s token %s is ACTIVE, "
+        "leased to '%s'%s%s; wait for that lease to end (its holder submits "
+        "or fails it, or the zombie sweep takes it) or pause it, then end "
+        "again",
+        tok->uow_id, strcmp(c.parent_id, tok->uow_id) == 0 ? "child"
+                                                           : "descendant",
+        c.uow_id, name,
+        c.lease_expires_at != CHM__NULL_INT ? " until " : "",
+        c.lease_expires_at != CHM__NULL_INT ? ts : "");
+    goto done;
+  }
+done:
+  chm__tok_clear(&c);
+  free(ids);
+  return rc;
+}
+
 static int check_changes(chm__tk *t, const chm__tok *tok, const chm__role *role,
                          const chm__changes *c) {
   int i, j;
@@ -1352,6 +1574,8 @@ static int check_changes(chm__tk *t, const chm__tok *tok, const chm__role *role,
         return rc;
       }
     }
+  if (c->end)
+    return end_blocked(t, tok);
   return CHM_OK;
 }
 

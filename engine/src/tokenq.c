@@ -245,7 +245,7 @@ int chm_verify(chm_instance *inst, char **report_json) {
   chm__tk *t;
   sqlite3_stmt *st;
   char prev[65], hash[65], msg[256];
-  int64_t rows = 0, bad = 0, bad_prev = 0;
+  int64_t rows = 0, bad = 0, bad_prev = 0, head = 0;
   int rc, i;
   if ((rc = chm__tk_open(inst, &t)) != CHM_OK)
     return rc;
@@ -281,6 +281,7 @@ int chm_verify(chm_instance *inst, char **report_json) {
       }
     }
     chm__tk_cpy(prev, sizeof prev, stored);
+    head = sqlite3_column_int64(st, 0);
   }
   if (rc < 0) {
     chm__tk_rollback(t);
@@ -289,12 +290,21 @@ int chm_verify(chm_instance *inst, char **report_json) {
   chm__tk_reset(st);
   chm__tk_rollback(t);
   if (report_json != NULL) {
-    *report_json = bad ? chm__strdupf("{\"rows\":%lld,\"ok\":false,"
-                                      "\"first_bad\":%lld}",
-                                      (long long)rows, (long long)bad)
-                       : chm__strdupf("{\"rows\":%lld,\"ok\":true,"
-                                      "\"first_bad\":null}",
-                                      (long long)rows);
+    /* the head (newest row and its stored hash): nothing in the store
+    ** anchors the tail, so deleting the newest rows leaves a chain that
+    ** verifies; an operator keeps the head elsewhere and compares */
+    char hd[160], first_bad[32];
+    if (rows == 0)
+      snprintf(hd, sizeof hd, "\"head_log_id\":null,\"head_hash\":null");
+    else
+      snprintf(hd, sizeof hd, "\"head_log_id\":%lld,\"head_hash\":\"%s\"",
+               (long long)head, prev);
+    snprintf(first_bad, sizeof first_bad, bad ? "%lld" : "null",
+             (long long)bad);
+    *report_json = chm__strdupf("{\"rows\":%lld,\"ok\":%s,\"first_bad\":%s,"
+                                "%s}",
+                                (long long)rows, bad ? "false" : "true",
+                                first_bad, hd);
     if (*report_json == NULL)
       return chm__tk_err(t, CHM_NOMEM, "out of memory");
   }

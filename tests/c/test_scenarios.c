@@ -789,16 +789,9 @@ TEST(fanout_line_given_up) {
   ASSERT_TRUE(verified());
 }
 
-/* KNOWN WORKFLOW DEFECT (fails until fixed; see the report): the same
-** order with the price of one line simply missing. price-line is written
-** to fail such a line ("qty or unit_price missing"), but split-lines
-** builds its children from the line's fields, so the child of a line
-** without unit_price lacks that key; the role is HOMOGENEOUS, the submit
-** refuses children with different keys, and the whole order fails to the
-** Ate before any line is priced. Fix in workflows/wf_fanout.lua (and its
-** quote in docs/workflows.md): unit_price = line.unit_price or false (so
-** every child has the key; tonumber(false) is nil, so price-line still
-** fails the line). */
+/* The same order with the price of one line simply missing: every child
+** still has the same keys (unit_price false), price-line fails that line
+** and the priced one goes on. */
 TEST(fanout_line_without_price) {
   char base[37], kids[4][37];
   fresh("WF-FANOUT-001", "wf_fanout.lua", NULL);
@@ -1397,6 +1390,367 @@ TEST(memory_playbook) {
 }
 
 /* ===================================================================== */
+/* WF-CLAIMS-001: the guardian tour, end to end                           */
+/* ===================================================================== */
+
+/* A claim submitted `age` ms before T0. */
+static const char *claim(const char *fields, long long age) {
+  char *out = jbuf();
+  snprintf(out, 8192, "{%s, \"submitted_at\": %lld}", fields, T0 - age);
+  return out;
+}
+
+/* rejection(id, field) -> a field of the token's first rejection record. */
+static const char *rejection(const char *id, const char *field) {
+  char path[64];
+  snprintf(path, sizeof path, "rejections[0].%s", field);
+  return tok(id, path);
+}
+
+TEST(claims_triage) {
+  char eu[37], us[37], apac[37], old[37], got[37];
+  long long v;
+  fresh("WF-CLAIMS-001", "wf_claims_triage.lua", NULL);
+  ASSERT_RC(genesis(NULL,
+                    claim("\"amount\": 500, \"currency\": \"EUR\", \"region\": "
+                          "\"EU\", \"policy_active\": true",
+                          DAY_MS),
+                    "system", eu),
+            CHM_OK);
+  ASSERT_RC(genesis(NULL,
+                    claim("\"amount\": 20000, \"currency\": \"USD\", "
+                          "\"region\": \"US\", \"policy_state\": \"NY\"",
+                          DAY_MS),
+                    "system", us),
+            CHM_OK);
+  ASSERT_RC(genesis(NULL,
+                    claim("\"amount\": 700, \"currency\": \"USD\", \"region\": "
+                          "\"APAC\", \"policy_active\": true",
+                          DAY_MS),
+                    "system", apac),
+            CHM_OK);
+  ASSERT_RC(genesis(NULL,
+                    claim("\"amount\": 300, \"currency\": \"EUR\", \"region\": "
+                          "\"EU\", \"policy_active\": true",
+                          8 * DAY_MS),
+                    "system", old),
+            CHM_OK);
+  /* triage (a step, run as system): the stale claim fails its TTL_CHECK */
+  ASSERT_STR_EQ(run(), "{\"steps\":3,\"moves\":3,\"failed\":0,\"commits\":3}");
+  ASSERT_STR_EQ(status_of(old), "FAILED");
+  ASSERT_STR_EQ(place_of(old), "ate");
+  ASSERT_STR_EQ(rejection(old, "guardian"), "fresh-claim");
+  ASSERT_STR_EQ(rejection(old, "type"), "TTL_CHECK");
+  ASSERT_STR_EQ(rejection(old, "reason"),
+                "attribute 'submitted_at' is 691200 s old; at most 604800 s "
+                "allowed");
+  ASSERT_STR_EQ(hist(old, NULL, "event"), "GENESIS GUARDIAN REJECT");
+  ASSERT_STR_EQ(hist(old, "GUARDIAN", "decision"), "REJECT");
+  ASSERT_STR_EQ(tok(old, "attributes.risk"), "(missing)");
+  /* the others were scored; the large one got the injector's context */
+  ASSERT_STR_EQ(tok(eu, "attributes.risk"), "normal");
+  ASSERT_STR_EQ(tok(us, "attributes.risk"), "high");
+  ASSERT_STR_EQ(hist(us, "INJECT", "decision"), "model instructions");
+  ASSERT_STR_EQ(tok(us, "context.model"), "claims-large-v2");
+  ASSERT_STR_EQ(hist(eu, "INJECT", "decision"), "");
+  ASSERT_STR_EQ(place_of(eu), "assessed");
+  /* route-claim: the DIRECTIONAL_FILTER decides, logged as its own
+  ** GUARDIAN row before the SUBMIT row */
+  ASSERT_RC(checkout("router", "route-claim", got, &v, NULL), CHM_OK);
+  ASSERT_STR_EQ(got, eu);
+  ASSERT_RC(submit(eu, "router", v, NULL), CHM_OK);
+  ASSERT_STR_EQ(place_of(eu), "eu_claims");
+  ASSERT_STR_EQ(status_of(eu), "PENDING");
+  ASSERT_STR_EQ(hist(eu, NULL, "event"),
+                "GENESIS GUARDIAN GUARDIAN GUARDIAN CHECKOUT SUBMIT CHECKOUT "
+                "GUARDIAN SUBMIT");
+  ASSERT_STR_EQ(hist(eu, "GUARDIAN", "guardian"),
+                "fresh-claim positive-amount large-claim-context by-region");
+  ASSERT_STR_EQ(hist(eu, "GUARDIAN", "decision"), "PASS PASS PASS eu_claims");
+  ASSERT_STR_EQ(hist(eu, "GUARDIAN", "details.type"),
+                "TTL_CHECK CRITERIA_GATE CONDITIONAL_INJECTOR "
+                "DIRECTIONAL_FILTER");
+  ASSERT_CONTAINS(hist(eu, "GUARDIAN", "details.reason"),
+                  "directional filter 'by-region': region = \"EU\" chose "
+                  "'eu_claims'");
+  ASSERT_STR_EQ(hist(eu, "GUARDIAN", "role"),
+                "triage triage triage route-claim");
+  ASSERT_RC(checkout("router", "route-claim", got, &v, NULL), CHM_OK);
+  ASSERT_STR_EQ(got, us);
+  ASSERT_RC(submit(us, "router", v, NULL), CHM_OK);
+  ASSERT_STR_EQ(place_of(us), "us_claims");
+  ASSERT_STR_EQ(hist(us, "GUARDIAN", "decision"),
+                "PASS PASS PASS us_claims");
+  ASSERT_RC(checkout("router", "route-claim", got, &v, NULL), CHM_OK);
+  ASSERT_STR_EQ(got, apac);
+  ASSERT_RC(submit(apac, "router", v, NULL), CHM_OK);
+  ASSERT_STR_EQ(place_of(apac), "eu_claims"); /* the filter's default */
+  ASSERT_CONTAINS(hist(apac, "GUARDIAN", "details.reason"),
+                  "region = \"APAC\" has no route; default chose "
+                  "'eu_claims'");
+  /* eu-adjuster: COMPOSITE (currency IN, and a LUA check) passes the EU
+  ** claim and rejects the USD one on its IN */
+  ASSERT_RC(checkout("us-team", "eu-adjuster", got, &v, NULL), CHM_DENIED);
+  ASSERT_RC(checkout("eu-team", "eu-adjuster", got, &v, NULL), CHM_OK);
+  ASSERT_STR_EQ(got, eu);
+  ASSERT_RC(submit(eu, "eu-team", v, NULL), CHM_OK);
+  ASSERT_STR_EQ(status_of(eu), "COMPLETED");
+  ASSERT_STR_EQ(place_of(eu), "settled");
+  ASSERT_RC(checkout("eu-team", "eu-adjuster", got, &v, NULL), CHM_NOTFOUND);
+  ASSERT_STR_EQ(status_of(apac), "FAILED");
+  ASSERT_STR_EQ(place_of(apac), "ate");
+  ASSERT_STR_EQ(rejection(apac, "guardian"), "eu-eligible");
+  ASSERT_STR_EQ(rejection(apac, "type"), "COMPOSITE");
+  ASSERT_CONTAINS(rejection(apac, "reason"), "currency");
+  ASSERT_CONTAINS(rejection(apac, "reason"), "USD");
+  ASSERT_STR_EQ(hist(apac, "GUARDIAN", "decision"),
+                "PASS PASS PASS eu_claims REJECT");
+  ASSERT_STR_EQ(hist(apac, NULL, "event"),
+                "GENESIS GUARDIAN GUARDIAN GUARDIAN CHECKOUT SUBMIT CHECKOUT "
+                "GUARDIAN SUBMIT GUARDIAN REJECT");
+  /* us-adjuster: its expression gate, then the explicit component */
+  ASSERT_RC(checkout("us-team", "us-adjuster", got, &v, NULL), CHM_OK);
+  ASSERT_STR_EQ(got, us);
+  ASSERT_RC(submit(us, "us-team", v, NULL), CHM_OK);
+  ASSERT_STR_EQ(status_of(us), "COMPLETED");
+  ASSERT_STR_EQ(place_of(us), "settled");
+  /* Epsilon with a LUA guardian takes the FAILED claims back to the room:
+  ** REMEDIATED */
+  ASSERT_RC(checkout("claims-lead", "claims-physician", got, &v, NULL), CHM_OK);
+  ASSERT_STR_EQ(got, old);
+  ASSERT_STR_EQ(hist(old, "GUARDIAN", "guardian"), "fresh-claim failed-only");
+  {
+    char changes[128];
+    snprintf(changes, sizeof changes,
+             "{\"set\": {\"submitted_at\": %lld}, \"reasoning\": \"resent\"}",
+             T0);
+    ASSERT_RC(submit(old, "claims-lead", v, changes), CHM_OK);
+  }
+  ASSERT_STR_EQ(status_of(old), "REMEDIATED");
+  ASSERT_STR_EQ(place_of(old), "settled");
+  ASSERT_RC(checkout("claims-lead", "claims-physician", got, &v, NULL), CHM_OK);
+  ASSERT_STR_EQ(got, apac);
+  ASSERT_RC(submit(apac, "claims-lead", v, "{\"give_up\": true}"), CHM_OK);
+  ASSERT_STR_EQ(status_of(apac), "ARCHIVED");
+  /* Omega: Cerberus and the explicit amount-cap guardian, then FINALIZED */
+  ASSERT_RC(checkout("claims-lead", "settle", got, &v, NULL), CHM_OK);
+  ASSERT_STR_EQ(got, eu);
+  ASSERT_STR_EQ(hist(eu, "GUARDIAN", "guardian"),
+                "fresh-claim positive-amount large-claim-context by-region "
+                "eu-eligible settlement-join amount-cap");
+  ASSERT_RC(submit(eu, "claims-lead", v, NULL), CHM_OK);
+  ASSERT_STR_EQ(status_of(eu), "FINALIZED");
+  ASSERT_RC(checkout("claims-lead", "settle", got, &v, NULL), CHM_OK);
+  ASSERT_STR_EQ(got, us);
+  ASSERT_RC(submit(us, "claims-lead", v, NULL), CHM_OK);
+  ASSERT_RC(checkout("claims-lead", "settle", got, &v, NULL), CHM_OK);
+  ASSERT_STR_EQ(got, old);
+  ASSERT_RC(submit(old, "claims-lead", v, NULL), CHM_OK);
+  ASSERT_STR_EQ(status_of(us), "FINALIZED");
+  ASSERT_STR_EQ(status_of(old), "FINALIZED");
+  ASSERT_STR_EQ(query("[0].n", "SELECT count(*) AS n FROM Token_Rejections"),
+                "2");
+  ASSERT_TRUE(verified());
+}
+
+/* ===================================================================== */
+/* WF-GOV-001: reviewer assignment, end to end                            */
+/* ===================================================================== */
+
+TEST(gov_reviewer_assignment) {
+  char acked[37], nack[37], late[37], bogus[37], got[37], *report = NULL;
+  long long v;
+  fresh("WF-GOV-001", "wf_gov_001.lua", NULL);
+  ASSERT_RC(genesis(NULL,
+                    "{\"proposal_type\": \"new_workflow\", \"risk_score\": "
+                    "0.8}",
+                    "system", acked),
+            CHM_OK);
+  ASSERT_RC(genesis(NULL,
+                    "{\"proposal_type\": \"new_skill\", \"risk_score\": 0.2}",
+                    "system", nack),
+            CHM_OK);
+  ASSERT_RC(genesis(NULL, "{\"proposal_type\": \"update_param\"}", "system",
+                    late),
+            CHM_OK);
+  ASSERT_RC(genesis(NULL, "{\"proposal_type\": \"bogus\"}", "system", bogus),
+            CHM_OK);
+  /* G-01 .. G-03 are steps; the bogus proposal fails at G-01 */
+  ASSERT_STR_EQ(run(), "{\"steps\":10,\"moves\":9,\"failed\":1,"
+                       "\"commits\":10}");
+  ASSERT_STR_EQ(status_of(bogus), "FAILED");
+  ASSERT_STR_EQ(place_of(bogus), "ate");
+  ASSERT_STR_EQ(tok(bogus, "failure_reason"), "UNKNOWN_PROPOSAL_TYPE");
+  ASSERT_STR_EQ(hist(acked, "CHECKOUT", "role"), "G-01 G-02 G-03");
+  ASSERT_STR_EQ(place_of(acked), "awaiting_ack");
+  ASSERT_STR_EQ(tok(acked, "attributes.required_domains"),
+                "[\"Security\",\"Data\",\"Business\"]");
+  ASSERT_STR_EQ(tok(acked, "attributes.reviewer_ids"),
+                "[\"rev-sec-1\",\"rev-data-1\",\"rev-biz-1\",\"rev-ext-1\"]");
+  ASSERT_STR_EQ(tok(nack, "attributes.reviewer_ids"),
+                "[\"rev-sec-1\",\"rev-data-1\"]");
+  ASSERT_STR_EQ(tok(acked, "attributes.notification.template"), "assign");
+  /* G-04 (a human): ack -> G-05 records; no ack -> G-06 hands off */
+  ASSERT_RC(checkout("reviewer", "G-04", got, &v, NULL), CHM_OK);
+  ASSERT_STR_EQ(got, acked);
+  ASSERT_RC(submit(acked, "reviewer", v, "{\"set\": {\"ack\": true}}"), CHM_OK);
+  ASSERT_STR_EQ(place_of(acked), "acked");
+  ASSERT_RC(checkout("reviewer", "G-04", got, &v, NULL), CHM_OK);
+  ASSERT_STR_EQ(got, nack);
+  ASSERT_RC(submit(nack, "reviewer", v, "{\"set\": {\"ack\": false}}"),
+            CHM_OK);
+  ASSERT_STR_EQ(place_of(nack), "timed_out");
+  ASSERT_STR_EQ(run(), "{\"steps\":3,\"moves\":3,\"failed\":0,\"commits\":3}");
+  ASSERT_STR_EQ(status_of(acked), "FINALIZED");
+  ASSERT_STR_EQ(hist(acked, "CHECKOUT", "role"),
+                "G-01 G-02 G-03 G-04 G-05 assigned");
+  ASSERT_STR_EQ(tok(acked, "attributes.assignment_record.action"),
+                "record_assignment");
+  ASSERT_STR_EQ(place_of(nack), "qa_queue");
+  ASSERT_STR_EQ(tok(nack, "attributes.handoff.reason"), "reviewer_timeout");
+  ASSERT_STR_EQ(tok(nack, "attributes.handoff.owner"), "QA-M-001");
+  /* the QA manager closes the handoff by hand */
+  ASSERT_RC(checkout("qa-manager", "QA-M-001", got, &v, NULL), CHM_OK);
+  ASSERT_STR_EQ(got, nack);
+  ASSERT_RC(submit(nack, "qa-manager", v, NULL), CHM_OK);
+  ASSERT_STR_EQ(place_of(nack), "closed");
+  /* Epsilon repairs the bogus proposal and restarts it at G-01 */
+  ASSERT_RC(checkout("qa-manager", "governance-physician", got, &v, NULL),
+            CHM_OK);
+  ASSERT_STR_EQ(got, bogus);
+  ASSERT_RC(submit(bogus, "qa-manager", v,
+                   "{\"set\": {\"proposal_type\": \"update_param\"}}"),
+            CHM_OK);
+  ASSERT_STR_EQ(status_of(bogus), "PENDING");
+  ASSERT_STR_EQ(place_of(bogus), "proposals");
+  ASSERT_STR_EQ(run(), "{\"steps\":4,\"moves\":4,\"failed\":0,\"commits\":4}");
+  ASSERT_STR_EQ(status_of(nack), "FINALIZED");
+  ASSERT_STR_EQ(place_of(bogus), "awaiting_ack");
+  /* the SLA: nobody acknowledges within 8 h; the sweep sends it to
+  ** Chronos, the Tau step to G-06 */
+  chm_clock_advance(28801000LL);
+  ASSERT_RC(chm_sweep(inst, &report), CHM_OK);
+  ASSERT_INT_EQ(jint(report, "stale"), 2);
+  chm_free(report);
+  ASSERT_STR_EQ(status_of(late), "TIMEOUT");
+  ASSERT_STR_EQ(place_of(late), "chronos");
+  ASSERT_STR_EQ(run(), "{\"steps\":4,\"moves\":4,\"failed\":0,\"commits\":4}");
+  ASSERT_STR_EQ(place_of(late), "qa_queue");
+  ASSERT_STR_EQ(tok(late, "attributes.ack"), "false");
+  ASSERT_STR_EQ(hist(late, "CHECKOUT", "role"),
+                "G-01 G-02 G-03 sla-clock G-06");
+  ASSERT_STR_EQ(tok(late, "attributes.handoff.reason"), "reviewer_timeout");
+  ASSERT_TRUE(verified());
+}
+
+/* ===================================================================== */
+/* HETEROGENEOUS decomposition through the engine                         */
+/* ===================================================================== */
+
+TEST(heterogeneous_children) {
+  char path[600], base[37], kids[3][37], got[37], *json = NULL, *report = NULL;
+  long long v, pv;
+  FILE *f;
+  snprintf(path, sizeof path, "%s/sc_hetero.lua", dir);
+  f = fopen(path, "w");
+  ASSERT_TRUE(f != NULL);
+  fputs("return workflow \"SC-HETERO\" {\n"
+        "  interactions = { \"in\", \"parts\", \"room\", \"ate\", "
+        "\"chronos\" },\n"
+        "  roles = {\n"
+        "    alpha \"start\" { outbound = { \"in\" } },\n"
+        "    beta \"split\" { strategy = \"HETEROGENEOUS\", inbound = { \"in\" "
+        "},\n"
+        "      outbound = { \"parts\", \"room\" },\n"
+        "      routing = { branches = { { when = \"parent_id != null\", to = "
+        "\"parts\" } }, default = \"room\" } },\n"
+        "    beta \"part\" { inbound = { \"parts\" }, outbound = { \"room\" } "
+        "},\n"
+        "    omega \"join\" { inbound = { { \"room\", guard = cerberus "
+        "\"all\" } } },\n"
+        "    epsilon \"fix\" { inbound = { { \"ate\", guard = pass_thru "
+        "\"any\" } }, outbound = { \"room\" } },\n"
+        "    tau \"clock\" { inbound = { \"chronos\" }, outbound = { \"ate\" } "
+        "},\n"
+        "  },\n"
+        "  actors = { actor \"ann\" { type = \"HUMAN\", roles = { \"start\", "
+        "\"split\", \"part\", \"join\", \"fix\", \"clock\" } } },\n"
+        "}\n",
+        f);
+  fclose(f);
+  snprintf(path, sizeof path, "%s/meta%d.db", dir, ++nstore);
+  ASSERT_TRUE(chm_meta_open(path, &meta) == CHM_OK);
+  snprintf(path, sizeof path, "%s/sc_hetero.lua", dir);
+  if (chm_meta_import(meta, path, &report) != CHM_OK)
+    FAIL_AT("import: %s", chm_meta_errmsg(meta));
+  chm_free(report);
+  snprintf(path, sizeof path, "%s/inst%d.db", dir, nstore);
+  if (chm_meta_instantiate(meta, "SC-HETERO", 0, path, NULL, &report) != CHM_OK)
+    FAIL_AT("instantiate: %s", chm_meta_errmsg(meta));
+  chm_free(report);
+  ASSERT_TRUE(chm_instance_open(path, &inst) == CHM_OK);
+  chm_clock_set_virtual(T0);
+  ASSERT_RC(genesis(NULL, "{\"order\": \"SO-9\", \"total\": 30}", "ann", base),
+            CHM_OK);
+  ASSERT_RC(checkout("ann", "split", got, &v, NULL), CHM_OK);
+  ASSERT_RC(submit(base, "ann", v,
+                   "{\"set\": {\"total\": 31}, \"children\": [{\"sku\": "
+                   "\"A\", \"qty\": 2}, {\"service\": \"install\"}, {}], "
+                   "\"reasoning\": \"a part, a service, a bare line\"}"),
+            CHM_OK);
+  pv = tok_int(base, "version");
+  ASSERT_INT_EQ(child_ids(base, kids, 3), 3);
+  ASSERT_STR_EQ(place_of(base), "room");
+  ASSERT_INT_EQ(tok_int(base, "child_count"), 3);
+  /* each child: the parent's current values plus its own keys */
+  ASSERT_RC(chm_token_get(inst, kids[0], &json), CHM_OK);
+  ASSERT_STR_EQ(jraw(json, "attributes"),
+                "{\"order\":\"SO-9\",\"qty\":2,\"sku\":\"A\",\"total\":31}");
+  chm_free(json);
+  ASSERT_RC(chm_token_get(inst, kids[1], &json), CHM_OK);
+  ASSERT_STR_EQ(jraw(json, "attributes"),
+                "{\"order\":\"SO-9\",\"service\":\"install\",\"total\":31}");
+  chm_free(json);
+  ASSERT_RC(chm_token_get(inst, kids[2], &json), CHM_OK);
+  ASSERT_STR_EQ(jraw(json, "attributes"), "{\"order\":\"SO-9\",\"total\":31}");
+  chm_free(json);
+  /* lineage: an inherited value points at the parent's attribute version
+  ** current at the split */
+  ASSERT_STR_EQ(
+      query("[0].ok",
+            "SELECT c.lineage_attribute_id = p.attribute_id AS ok FROM "
+            "UOW_Attributes c JOIN UOW_Attributes p ON p.uow_id = '%s' AND "
+            "p.key = 'total' AND p.version = 2 WHERE c.uow_id = '%s' AND "
+            "c.key = 'total'",
+            base, kids[1]),
+      "1");
+  ASSERT_STR_EQ(query("[0].n",
+                      "SELECT count(*) AS n FROM UOW_Attributes WHERE uow_id "
+                      "IN ('%s', '%s', '%s') AND key IN ('order', 'total') "
+                      "AND lineage_attribute_id IS NULL",
+                      kids[0], kids[1], kids[2]),
+                "0");
+  ASSERT_STR_EQ(query("[0].n",
+                      "SELECT count(*) AS n FROM UOW_Attributes WHERE uow_id "
+                      "= '%s' AND key = 'sku' AND lineage_attribute_id IS "
+                      "NULL",
+                      kids[0]),
+                "1");
+  (void)pv;
+  /* the children run and the join finalizes all four */
+  for (int i = 0; i < 3; i++) {
+    ASSERT_RC(checkout("ann", "part", got, &v, NULL), CHM_OK);
+    ASSERT_RC(submit(got, "ann", v, NULL), CHM_OK);
+  }
+  ASSERT_RC(checkout("ann", "join", got, &v, NULL), CHM_OK);
+  ASSERT_STR_EQ(got, base);
+  ASSERT_RC(submit(base, "ann", v, NULL), CHM_OK);
+  for (int i = 0; i < 3; i++)
+    ASSERT_STR_EQ(status_of(kids[i]), "FINALIZED");
+  ASSERT_TRUE(verified());
+}
+
+/* ===================================================================== */
 /* Main                                                                   */
 /* ===================================================================== */
 
@@ -1414,7 +1768,10 @@ TEST(memory_playbook) {
   X(batched_run)                                                               \
   X(ambiguity_lock)                                                            \
   X(step_failures)                                                             \
-  X(memory_playbook)
+  X(memory_playbook)                                                          \
+  X(claims_triage)                                                             \
+  X(gov_reviewer_assignment)                                                   \
+  X(heterogeneous_children)
 
 static const harness_test tests[] = {
 #define TEST_ROW(name) {#name, test_##name},

@@ -491,7 +491,13 @@ TEST(submit_routes) {
   ASSERT_CONTAINS(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = "
                     "%Q",
                     n),
-                  "no route matched after role 'worker'");
+                  "no route matched after role 'worker': tried "
+                  "'worker:out:review' (routing: no branch matched");
+  /* it says "no route matched" once */
+  ASSERT_TRUE(strstr(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id "
+                       "= %Q",
+                       n),
+                     "no route matched for") == NULL);
   /* ACTIVE -> COMPLETED (a role with no outbound) */
   ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
   ASSERT_RC(submit(s, "alice", v, NULL), CHM_OK);
@@ -586,13 +592,27 @@ TEST(submit_refusals) {
 
 TEST(fail) {
   char a[37], got[37];
-  long long v;
+  long long v, logs;
   new_instance("TK-BASIC");
   ASSERT_RC(genesis("{\"amount\": 5}", a), CHM_OK);
   ASSERT_RC(chm_fail(inst, a, "alice", "x"), CHM_STATE);
   ASSERT_MSG("is PENDING; fail needs ACTIVE");
+  ASSERT_RC(chm_set_lease_ms(inst, 1000), CHM_OK);
   ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
+  logs = nlog();
   ASSERT_RC(chm_fail(inst, a, "bob", "x"), CHM_DENIED);
+  ASSERT_STR_EQ(chm_instance_errmsg(inst),
+                q("SELECT 'token ' || %Q || ' is held by ''alice''; only the "
+                  "lease holder may fail it (''bob'' may not)'",
+                  a));
+  /* nothing changed: log, version, status, lease holder and expiry */
+  ASSERT_INT_EQ(nlog(), logs);
+  ASSERT_INT_EQ(version_of(a), v);
+  ASSERT_STR_EQ(q("SELECT u.status || ' ' || h.name || ' ' || "
+                  "u.lease_expires_at || ' ' || (u.failure_reason IS NULL) "
+                  "FROM UnitsOfWork u JOIN Local_Actors h ON h.actor_id = "
+                  "u.lease_holder_actor_id"),
+                q("SELECT 'ACTIVE alice ' || %lld || ' 1'", T0 + 1000));
   ASSERT_RC(chm_fail(inst, a, "alice", "the scan is unreadable"), CHM_OK);
   ASSERT_STR_EQ(status_of(a), "FAILED");
   ASSERT_STR_EQ(place_of(a), "ate");
@@ -610,13 +630,25 @@ TEST(fail) {
 
 TEST(heartbeat_and_zombie_sweep) {
   char a[37], got[37], *report = NULL;
-  long long v;
+  long long v, logs;
   new_instance("TK-BASIC");
   ASSERT_RC(chm_set_lease_ms(inst, 1000), CHM_OK);
   ASSERT_RC(genesis("{\"amount\": 5}", a), CHM_OK);
   ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
   chm_clock_advance(800);
+  logs = nlog();
   ASSERT_RC(chm_heartbeat(inst, a, "bob"), CHM_DENIED);
+  ASSERT_STR_EQ(chm_instance_errmsg(inst),
+                q("SELECT 'token ' || %Q || ' is held by ''alice''; only the "
+                  "lease holder may heartbeat it (''bob'' may not)'",
+                  a));
+  /* nothing changed: log, version, status, lease holder and expiry */
+  ASSERT_INT_EQ(nlog(), logs);
+  ASSERT_INT_EQ(version_of(a), v);
+  ASSERT_STR_EQ(q("SELECT u.status || ' ' || h.name || ' ' || "
+                  "u.lease_expires_at FROM UnitsOfWork u JOIN Local_Actors h "
+                  "ON h.actor_id = u.lease_holder_actor_id"),
+                q("SELECT 'ACTIVE alice ' || %lld", T0 + 1000));
   ASSERT_RC(chm_heartbeat(inst, a, "alice"), CHM_OK);
   ASSERT_INT_EQ(qi("SELECT lease_expires_at FROM UnitsOfWork"), T0 + 1800);
   ASSERT_INT_EQ(version_of(a), v); /* a heartbeat is not a change of data */
@@ -708,7 +740,7 @@ TEST(stale_pending) {
 
 TEST(epsilon) {
   char waits[37], fix[37], retry[37], quit[37], got[37];
-  long long v;
+  long long v, wv, logs;
   new_instance("TK-BASIC");
   ASSERT_RC(genesis("{\"amount\": 5}", waits), CHM_OK);
   ASSERT_RC(genesis("{\"amount\": 5, \"fixable\": true}", fix), CHM_OK);
@@ -720,18 +752,39 @@ TEST(epsilon) {
     ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
     ASSERT_RC(chm_fail(inst, got, "alice", "to the Ate"), CHM_OK);
   }
-  /* the first in the Ate fails the doctor's gate: it waits, skipped */
+  /* the first in the Ate fails the doctor's gate: it stays where it is,
+  ** skipped, and the rejection is recorded (log row and record) */
+  wv = version_of(waits);
   ASSERT_RC(checkout("alice", "doctor", got, &v), CHM_OK);
   ASSERT_STR_EQ(got, fix);
   ASSERT_STR_EQ(status_of(waits), "FAILED");
-  ASSERT_INT_EQ(qi("SELECT count(*) FROM Token_Rejections"), 0);
+  ASSERT_STR_EQ(place_of(waits), "ate");
+  ASSERT_INT_EQ(version_of(waits), wv);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM Token_Rejections"), 1);
+  ASSERT_STR_EQ(q("SELECT guardian_name || ' ' || guardian_type FROM "
+                  "Token_Rejections WHERE uow_id = %Q",
+                  waits),
+                "fixable CRITERIA_GATE");
+  ASSERT_STR_EQ(q("SELECT group_concat(l.event || ':' || l.decision || ':' || "
+                  "g.name || ':' || json_extract(l.details, "
+                  "'$.token_version'), ',') FROM Interaction_Logs l JOIN "
+                  "Local_Guardians g USING (guardian_id) WHERE l.uow_id = %Q "
+                  "AND l.decision = 'REJECT'",
+                  waits),
+                q("SELECT 'GUARDIAN:REJECT:fixable:' || %lld", wv));
   /* routed into the Cerberus room: REMEDIATED */
   ASSERT_RC(submit(fix, "alice", v, "{\"set\": {\"fixed\": true}}"), CHM_OK);
   ASSERT_STR_EQ(status_of(fix), "REMEDIATED");
   ASSERT_STR_EQ(place_of(fix), "joined");
-  /* routed elsewhere: PENDING */
+  /* routed elsewhere: PENDING; the unchanged rejected token is not
+  ** recorded again */
   ASSERT_RC(checkout("alice", "doctor", got, &v), CHM_OK);
   ASSERT_STR_EQ(got, retry);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM Token_Rejections"), 1);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM Interaction_Logs WHERE uow_id = %Q "
+                   "AND event = 'GUARDIAN' AND decision = 'REJECT'",
+                   waits),
+                1);
   ASSERT_RC(submit(retry, "alice", v, NULL), CHM_OK);
   ASSERT_STR_EQ(status_of(retry), "PENDING");
   ASSERT_STR_EQ(place_of(retry), "inbox");
@@ -741,9 +794,28 @@ TEST(epsilon) {
   ASSERT_RC(submit(quit, "alice", v, "{\"give_up\": true}"), CHM_OK);
   ASSERT_STR_EQ(status_of(quit), "ARCHIVED");
   ASSERT_STR_EQ(place_of(quit), "ate");
+  logs = nlog();
   ASSERT_RC(checkout("alice", "doctor", got, &v), CHM_NOTFOUND);
   ASSERT_STR_EQ(chm_instance_errmsg(inst),
-                "no work for role 'doctor' in 'ate'");
+                q("SELECT 'no work for role ''doctor'' in ''ate'': 1 token "
+                  "waits there but none can be taken: token ' || %Q || ' was "
+                  "rejected by guardian ''fixable'' (CRITERIA_GATE): ' || "
+                  "reason FROM Token_Rejections",
+                  waits));
+  ASSERT_INT_EQ(nlog(), logs); /* polling again records nothing */
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM Token_Rejections"), 1);
+  /* a new version of the token is a new decision: recorded once more */
+  ASSERT_RC(chm_pause(inst, waits, "alice"), CHM_OK);
+  ASSERT_RC(chm_resume(inst, waits, "alice"), CHM_OK);
+  ASSERT_STR_EQ(status_of(waits), "FAILED");
+  ASSERT_RC(checkout("alice", "doctor", got, &v), CHM_NOTFOUND);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM Token_Rejections WHERE uow_id = %Q",
+                   waits),
+                2);
+  ASSERT_RC(checkout("alice", "doctor", got, &v), CHM_NOTFOUND);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM Token_Rejections WHERE uow_id = %Q",
+                   waits),
+                2);
   /* Omega takes a REMEDIATED base */
   ASSERT_RC(checkout("alice", "close", got, &v), CHM_OK);
   ASSERT_STR_EQ(got, fix);
@@ -812,6 +884,218 @@ TEST(tau_end_finalizes_children) {
   ASSERT_INT_EQ(qi("SELECT count(*) FROM Interaction_Logs WHERE event = "
                    "'FINALIZE_CHILD'"),
                 2);
+}
+
+/* A checkout that finds tokens waiting but none it may take says which
+** one waits first and why, and changes nothing. */
+TEST(no_work_names_the_token) {
+  char base[37], kid[37], done[37], k2[2][37], got[37];
+  long long v, logs, vb, vk;
+  new_instance("TK-BASIC");
+  /* a child COMPLETED in the Cerberus room, its base still in review */
+  ASSERT_RC(genesis("{\"amount\": 5, \"route\": \"review\"}", base), CHM_OK);
+  ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
+  ASSERT_RC(submit(base, "alice", v, "{\"children\": [{\"sku\": \"a\"}]}"),
+            CHM_OK);
+  ASSERT_RC(checkout("alice", "pricer", kid, &v), CHM_OK);
+  ASSERT_RC(submit(kid, "alice", v, NULL), CHM_OK);
+  ASSERT_STR_EQ(status_of(kid), "COMPLETED");
+  ASSERT_STR_EQ(place_of(kid), "joined");
+  logs = nlog();
+  vk = version_of(kid);
+  ASSERT_RC(checkout("alice", "close", got, &v), CHM_NOTFOUND);
+  ASSERT_STR_EQ(chm_instance_errmsg(inst),
+                q("SELECT 'no work for role ''close'' in ''joined'': 1 token "
+                  "waits there but none can be taken: token ' || %Q || ' is "
+                  "a child (parent ' || %Q || ') — OMEGA takes only base "
+                  "tokens, which bring their children'",
+                  kid, base));
+  ASSERT_INT_EQ(nlog(), logs);
+  ASSERT_INT_EQ(version_of(kid), vk);
+  ASSERT_STR_EQ(status_of(kid), "COMPLETED");
+  /* a Cerberus wait, in a fresh instance: a base COMPLETED in the room
+  ** with 1 of 2 children finished (the base came first, so it is named) */
+  chm_instance_close(inst);
+  sqlite3_close(raw);
+  new_instance("TK-BASIC");
+  ASSERT_RC(genesis("{\"amount\": 5, \"route\": \"done\"}", done), CHM_OK);
+  ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
+  ASSERT_STR_EQ(got, done);
+  ASSERT_RC(
+      submit(done, "alice", v,
+             "{\"children\": [{\"sku\": \"b\"}, {\"sku\": \"c\"}]}"),
+      CHM_OK);
+  ASSERT_RC(checkout("alice", "pricer", k2[0], &v), CHM_OK);
+  ASSERT_RC(submit(k2[0], "alice", v, NULL), CHM_OK);
+  ASSERT_STR_EQ(status_of(done), "COMPLETED");
+  logs = nlog();
+  vb = version_of(done);
+  ASSERT_RC(checkout("alice", "close", got, &v), CHM_NOTFOUND);
+  ASSERT_STR_EQ(chm_instance_errmsg(inst),
+                q("SELECT 'no work for role ''close'' in ''joined'': 2 tokens "
+                  "wait there but none can be taken: base ' || %Q || ' waits "
+                  "for its children (1 of 2 finished)'",
+                  done));
+  ASSERT_INT_EQ(nlog(), logs);
+  ASSERT_INT_EQ(version_of(done), vb);
+  ASSERT_STR_EQ(status_of(done), "COMPLETED");
+  /* Epsilon and a token in the Ate that is not FAILED (paused there) */
+  ASSERT_RC(genesis("{\"amount\": 5, \"fixable\": true}", k2[1]), CHM_OK);
+  ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
+  ASSERT_STR_EQ(got, k2[1]);
+  ASSERT_RC(chm_fail(inst, got, "alice", "to the Ate"), CHM_OK);
+  ASSERT_RC(chm_pause(inst, got, "alice"), CHM_OK);
+  logs = nlog();
+  vb = version_of(got);
+  ASSERT_RC(checkout("alice", "doctor", got, &v), CHM_NOTFOUND);
+  ASSERT_STR_EQ(chm_instance_errmsg(inst),
+                q("SELECT 'no work for role ''doctor'' in ''ate'': 1 token "
+                  "waits there but none can be taken: token ' || %Q || ' is "
+                  "PAUSED — EPSILON takes only FAILED tokens (resume it "
+                  "first)'",
+                  k2[1]));
+  ASSERT_INT_EQ(nlog(), logs);
+  ASSERT_INT_EQ(version_of(k2[1]), vb);
+  ASSERT_STR_EQ(status_of(k2[1]), "PAUSED");
+  /* nothing waiting at all: the short answer */
+  ASSERT_RC(checkout("alice", "drain", got, &v), CHM_NOTFOUND);
+  ASSERT_STR_EQ(chm_instance_errmsg(inst), "no work for role 'drain' in 'sink'");
+}
+
+/* Tau's forced end refuses while a descendant is ACTIVE under a lease,
+** and changes nothing; paused, it is finalized with the base. */
+TEST(tau_end_refuses_active_child) {
+  char base[37], kids[2][37], got[37], *report = NULL;
+  long long v, logs, vb;
+  new_instance("TK-BASIC");
+  ASSERT_RC(chm_set_lease_ms(inst, 1000), CHM_OK);
+  ASSERT_RC(genesis("{\"amount\": 5, \"route\": \"review\"}", base), CHM_OK);
+  ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
+  ASSERT_RC(submit(base, "alice", v,
+                   "{\"children\": [{\"sku\": \"a\"}, {\"sku\": \"b\"}]}"),
+            CHM_OK);
+  ASSERT_RC(checkout("bob", "reviewer", got, &v), CHM_OK);
+  chm_clock_advance(1001);
+  ASSERT_RC(chm_sweep(inst, &report), CHM_OK); /* base FAILED to Chronos */
+  chm_free(report);
+  ASSERT_STR_EQ(place_of(base), "chronos");
+  ASSERT_RC(checkout("alice", "pricer", kids[0], &v), CHM_OK);
+  ASSERT_STR_EQ(status_of(kids[0]), "ACTIVE");
+  ASSERT_STR_EQ(q("SELECT uow_id FROM UnitsOfWork WHERE parent_id = %Q AND "
+                  "uow_id <> %Q",
+                  base, kids[0]),
+                q("SELECT uow_id FROM UnitsOfWork WHERE parent_id = %Q AND "
+                  "status = 'PENDING'",
+                  base));
+  snprintf(kids[1], 37, "%s",
+           q("SELECT uow_id FROM UnitsOfWork WHERE parent_id = %Q AND "
+             "status = 'PENDING'",
+             base));
+  ASSERT_RC(checkout("alice", "clock", got, &v), CHM_OK);
+  ASSERT_STR_EQ(got, base);
+  logs = nlog();
+  vb = version_of(base);
+  ASSERT_RC(submit(base, "alice", v, "{\"end\": true}"), CHM_STATE);
+  ASSERT_STR_EQ(chm_instance_errmsg(inst),
+                q("SELECT 'submit of token ' || %Q || ': end refused: its "
+                  "child token ' || %Q || ' is ACTIVE, leased to ''alice'' "
+                  "until 2027-01-15T08:00:02.001Z; wait for that lease to end "
+                  "(its holder submits or fails it, or the zombie sweep takes "
+                  "it) or pause it, then end again'",
+                  base, kids[0]));
+  /* nothing changed */
+  ASSERT_INT_EQ(nlog(), logs);
+  ASSERT_INT_EQ(version_of(base), vb);
+  ASSERT_STR_EQ(status_of(base), "ACTIVE");
+  ASSERT_STR_EQ(status_of(kids[0]), "ACTIVE");
+  ASSERT_STR_EQ(q("SELECT a.name || ' ' || u.lease_expires_at FROM "
+                  "UnitsOfWork u JOIN Local_Actors a ON a.actor_id = "
+                  "u.lease_holder_actor_id WHERE uow_id = %Q",
+                  kids[0]),
+                q("SELECT 'alice ' || %lld", T0 + 2001));
+  ASSERT_STR_EQ(status_of(kids[1]), "PENDING");
+  /* paused, the child is finalized with the base, as the PENDING one */
+  ASSERT_RC(chm_pause(inst, kids[0], "alice"), CHM_OK);
+  ASSERT_RC(submit(base, "alice", v, "{\"end\": true}"), CHM_OK);
+  ASSERT_STR_EQ(status_of(base), "FINALIZED");
+  ASSERT_STR_EQ(status_of(kids[0]), "FINALIZED");
+  ASSERT_STR_EQ(status_of(kids[1]), "FINALIZED");
+}
+
+/* Attribute keys are non-empty text without NUL: a NUL would cut the key
+** short in C (overwriting another attribute). Refused everywhere,
+** nothing written. */
+TEST(attribute_keys_without_nul) {
+  char a[37], got[37], *out = NULL;
+  long long v, logs, attrs;
+  new_instance("TK-BASIC");
+  ASSERT_RC(genesis("{\"amount\": 5}", a), CHM_OK);
+  logs = nlog();
+  attrs = nattr();
+  ASSERT_RC(chm_genesis(inst, NULL, "{\"a\": 1, \"a\\u0000b\": 2}", "alice",
+                        &out),
+            CHM_INVALID);
+  ASSERT_MSG("genesis attributes has the key \"a\\u0000b\": an attribute key "
+             "must be non-empty text without a NUL byte (\\u0000)");
+  ASSERT_TRUE(out == NULL);
+  ASSERT_RC(chm_genesis(inst, NULL, "{\"\": 1}", "alice", &out), CHM_INVALID);
+  ASSERT_MSG("has the key \"\": an attribute key must be non-empty");
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM UnitsOfWork"), 1);
+  ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
+  ASSERT_INT_EQ(nlog(), logs + 4); /* two GUARDIAN, one INJECT, CHECKOUT */
+  logs = nlog();
+  ASSERT_RC(submit(a, "alice", v, "{\"set\": {\"amount\\u0000evil\": 999}}"),
+            CHM_INVALID);
+  ASSERT_MSG("changes.set has the key \"amount\\u0000evil\"");
+  ASSERT_RC(submit(a, "alice", v,
+                   "{\"children\": [{\"sku\": 1}, {\"sku\\u0000x\": 2}]}"),
+            CHM_INVALID);
+  ASSERT_MSG("has the key \"sku\\u0000x\"");
+  ASSERT_RC(submit(a, "alice", v, "{\"teach\": {\"tip\\u0000\": 1}}"),
+            CHM_INVALID);
+  ASSERT_MSG("has the key \"tip\\u0000\"");
+  ASSERT_INT_EQ(nlog(), logs);
+  ASSERT_INT_EQ(nattr(), attrs);
+  ASSERT_INT_EQ(version_of(a), v);
+  ASSERT_STR_EQ(attr(a, "amount"), "5");
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM Local_Role_Attributes"), 0);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM UnitsOfWork"), 1);
+}
+
+/* An actor's Personal Playbook reaches the actor at checkout, never a
+** token: not the base's attributes, not its children's. */
+TEST(private_memory_never_crosses) {
+  char base[37], got[37], *json = NULL;
+  long long v;
+  new_instance("TK-BASIC");
+  ASSERT_RC(chm_memory_set(inst, "worker", "alice", "secret", "\"s3cret\""),
+            CHM_OK);
+  ASSERT_RC(genesis("{\"amount\": 5, \"route\": \"done\"}", base), CHM_OK);
+  ASSERT_RC(chm_checkout(inst, "alice", "worker", NULL, &json), CHM_OK);
+  ASSERT_CONTAINS(json, "\"memory\":{\"secret\":\"s3cret\"}");
+  v = jint(json, "version");
+  chm_free(json);
+  ASSERT_RC(submit(base, "alice", v,
+                   "{\"set\": {\"n\": 1}, \"children\": [{\"sku\": \"a\"}, "
+                   "{\"sku\": \"b\"}], \"teach\": {\"tip\": 2}}"),
+            CHM_OK);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM UnitsOfWork WHERE parent_id = %Q",
+                   base),
+                2);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM UOW_Attributes WHERE key IN "
+                   "('secret', 'tip') OR value LIKE '%%s3cret%%'"),
+                0);
+  /* the children carry the parent's values, none of the memory */
+  ASSERT_STR_EQ(q("SELECT group_concat(k, ',') FROM (SELECT DISTINCT a.key "
+                  "AS k FROM UOW_Attributes a JOIN UnitsOfWork u USING "
+                  "(uow_id) WHERE u.parent_id = %Q ORDER BY k)",
+                  base),
+                "amount,n,route,sku");
+  ASSERT_RC(checkout("alice", "pricer", got, &v), CHM_OK);
+  (void)got;
+  ASSERT_STR_EQ(q("SELECT a.name FROM Local_Role_Attributes m JOIN "
+                  "Local_Actors a USING (actor_id) WHERE key = 'tip'"),
+                "alice");
 }
 
 TEST(decomposition_and_omega) {
@@ -991,8 +1275,31 @@ TEST(verify_and_tamper) {
   ASSERT_RC(submit(a, "alice", v, NULL), CHM_OK);
   ASSERT_RC(chm_verify(inst, &out), CHM_OK);
   ASSERT_STR_EQ(out, q("SELECT '{\"rows\":' || count(*) || ',\"ok\":true,"
-                       "\"first_bad\":null}' FROM Interaction_Logs"));
+                       "\"first_bad\":null,\"head_log_id\":' || max(log_id) "
+                       "|| ',\"head_hash\":\"' || (SELECT hash FROM "
+                       "Interaction_Logs ORDER BY log_id DESC LIMIT 1) || "
+                       "'\"}' FROM Interaction_Logs"));
   chm_free(out);
+  /* deleting the newest row leaves a chain that verifies (nothing in the
+  ** store anchors the tail): the head the report gave is what shows it */
+  {
+    char head[200], *again = NULL;
+    snprintf(head, sizeof head, "%s",
+             q("SELECT '\"head_log_id\":' || log_id || ',\"head_hash\":\"' "
+               "|| hash || '\"' FROM Interaction_Logs ORDER BY log_id DESC "
+               "LIMIT 1"));
+    ASSERT_TRUE(sqlite3_exec(raw,
+                             "DROP TRIGGER Interaction_Logs_no_delete; "
+                             "DELETE FROM Interaction_Logs WHERE log_id = "
+                             "(SELECT max(log_id) FROM Interaction_Logs)",
+                             NULL, NULL, NULL) == SQLITE_OK);
+    ASSERT_RC(chm_verify(inst, &again), CHM_OK);
+    ASSERT_CONTAINS(again, "\"ok\":true");
+    ASSERT_TRUE(strstr(again, head) == NULL);
+    ASSERT_CONTAINS(again, q("SELECT '\"head_log_id\":' || max(log_id) FROM "
+                             "Interaction_Logs"));
+    chm_free(again);
+  }
   ASSERT_STR_EQ(q("SELECT prev_hash FROM Interaction_Logs WHERE log_id = 1"),
                 "0000000000000000000000000000000000000000000000000000000000"
                 "000000");
@@ -1010,7 +1317,7 @@ TEST(verify_and_tamper) {
                            NULL, NULL, NULL) == SQLITE_OK);
   ASSERT_RC(chm_verify(inst, &out), CHM_CORRUPT);
   ASSERT_MSG("Interaction_Logs row 3 does not match its hash (stored ");
-  ASSERT_CONTAINS(out, "\"ok\":false,\"first_bad\":3}");
+  ASSERT_CONTAINS(out, "\"ok\":false,\"first_bad\":3,\"head_log_id\":");
   chm_free(out);
 }
 
@@ -1495,6 +1802,10 @@ TEST(gateway_archived_and_paused) {
   X(epsilon)                                                                   \
   X(tau)                                                                       \
   X(tau_end_finalizes_children)                                                \
+  X(tau_end_refuses_active_child)                                              \
+  X(no_work_names_the_token)                                                   \
+  X(attribute_keys_without_nul)                                                \
+  X(private_memory_never_crosses)                                              \
   X(decomposition_and_omega)                                                   \
   X(pause_resume)                                                              \
   X(instance_pause)                                                            \
