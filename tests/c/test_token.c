@@ -1439,6 +1439,42 @@ TEST(two_handles) {
   ASSERT_RC(chm_verify(inst, NULL), CHM_OK);
 }
 
+/* Routing written as a Lua function: its answer decides; nil or an
+** error sends the token to the Ate with the reason recorded. */
+TEST(lua_function_routing) {
+  char big[37], small[37], none[37], boom[37], got[37];
+  long long v;
+  new_instance("TK-LUAROUTE");
+  ASSERT_RC(genesis("{\"amount\": 500}", big), CHM_OK);
+  ASSERT_RC(genesis("{\"amount\": 5}", small), CHM_OK);
+  ASSERT_RC(genesis("{\"note\": \"no amount\"}", none), CHM_OK);
+  ASSERT_RC(genesis("{\"amount\": 1, \"boom\": \"this\"}", boom), CHM_OK);
+  ASSERT_RC(checkout("alice", "sorter", got, &v), CHM_OK);
+  ASSERT_RC(submit(big, "alice", v, "{}"), CHM_OK);
+  ASSERT_RC(checkout("alice", "sorter", got, &v), CHM_OK);
+  ASSERT_RC(submit(small, "alice", v, "{}"), CHM_OK);
+  ASSERT_RC(checkout("alice", "sorter", got, &v), CHM_OK);
+  ASSERT_RC(submit(none, "alice", v, "{}"), CHM_OK);
+  ASSERT_RC(checkout("alice", "sorter", got, &v), CHM_OK);
+  ASSERT_RC(submit(boom, "alice", v, "{}"), CHM_OK);
+  ASSERT_STR_EQ(status_of(big), "PENDING");
+  ASSERT_STR_EQ(place_of(big), "big");
+  ASSERT_STR_EQ(status_of(small), "PENDING");
+  ASSERT_STR_EQ(place_of(small), "small");
+  ASSERT_STR_EQ(status_of(none), "FAILED");
+  ASSERT_STR_EQ(place_of(none), "ate");
+  ASSERT_STR_EQ(status_of(boom), "FAILED");
+  ASSERT_STR_EQ(place_of(boom), "ate");
+  /* the reasons are on the log rows that moved them */
+  ASSERT_CONTAINS(q("SELECT details FROM Interaction_Logs WHERE uow_id = %Q "
+                    "ORDER BY log_id DESC LIMIT 1", none),
+                  "no route matched");
+  ASSERT_CONTAINS(q("SELECT details FROM Interaction_Logs WHERE uow_id = %Q "
+                    "ORDER BY log_id DESC LIMIT 1", boom),
+                  "cannot sort this");
+  ASSERT_RC(chm_verify(inst, NULL), CHM_OK);
+}
+
 /* Several processes on one file: each token is checked out exactly once
 ** and the hash chain stays whole. */
 TEST(concurrent_checkout) {
@@ -1813,6 +1849,7 @@ TEST(gateway_archived_and_paused) {
   X(queries)                                                                   \
   X(memory)                                                                    \
   X(two_handles)                                                               \
+  X(lua_function_routing)                                                      \
   X(concurrent_checkout)                                                       \
   X(run_interrupted)                                                           \
   X(run_interrupted_in_step)                                                   \
@@ -1830,7 +1867,8 @@ static const harness_test tests[] = {
 /* Imports the fixture workflows into a fresh meta-store. */
 static void setup(void) {
   static const char *const files[] = {"tk_basic.lua", "tk_auto.lua",
-                                      "tk_child.lua", "tk_parent.lua", NULL};
+                                      "tk_child.lua", "tk_parent.lua",
+                                      "tk_luaroute.lua", NULL};
   char path[512], *report = NULL;
   const char *fixtures = getenv("CHM_FIXTURES");
   int i;
