@@ -3,7 +3,9 @@
 -- a statement; input whose only fault is an unexpected end is reported as
 -- incomplete so the caller asks for another line; results are printed by
 -- lua/pretty.lua. One persistent sandbox environment per handle, with the
--- engine's operations bound (repl.c) as plain functions.
+-- engine's operations bound (repl.c) as plain functions. What print writes
+-- is kept in M.out until the chunk ends; when the chunk fails, printed()
+-- hands it to the caller, which shows it before the error.
 local pretty = require("pretty")
 
 local M = {}
@@ -65,6 +67,12 @@ function M.eval(bindings, line)
   end
   for i = 2, res.n do M.out[#M.out + 1] = pretty.show(res[i]) end
   return table.concat(M.out, "\n")
+end
+
+-- printed() -> what print wrote during the last chunk ("" for nothing),
+-- for the caller to show before that chunk's error.
+function M.printed()
+  return table.concat(M.out or {}, "\n")
 end
 
 -- names() -> sorted names bound in the session (API completion).

@@ -49,7 +49,7 @@ for s in $suites; do
     if [ "$s" = cli ]; then
       # The front doors that run the binary; setup code loads the regular
       # (unsanitized) module, which a plain lua5.4 can load.
-      specs="tests/cli_spec.lua tests/cli_token_spec.lua tests/repl_spec.lua tests/docs_spec.lua"
+      specs="tests/cli_spec.lua tests/cli_token_spec.lua tests/repl_spec.lua tests/docs_spec.lua tests/man_spec.lua"
       modbuild=build
     else
       specs=tests

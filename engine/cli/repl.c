@@ -4,7 +4,10 @@
 ** read a line → evaluate, continuing on a second prompt while the chunk is
 ** incomplete → print). Line editing, persistent history and tab completion
 ** come from readline; dot-commands are translated into Lua calls on the
-** same session; Ctrl-C interrupts the running chunk, not the process.
+** same session; Ctrl-C interrupts the running chunk, not the process, and
+** at a prompt drops the line and any unfinished statement. Completion
+** breaks words like Lua outside strings, takes a quoted string whole
+** (role names hold '-'), and after a dot-command splits only at blanks.
 ** Standard input that is not a terminal is read line by line with the same
 ** evaluator and no prompts, so transcripts can be piped in and tested.
 ** Uses only the public header.
@@ -34,6 +37,7 @@
 static chm_instance *repl_inst;     /* the open instance, or NULL */
 static chm_meta *repl_meta;         /* the open meta-store, or NULL */
 static volatile sig_atomic_t busy;  /* 1 while a chunk is evaluated */
+static volatile sig_atomic_t drop;  /* Ctrl-C at a prompt: drop pending */
 static char *names[MAX_NAMES];      /* completion candidates */
 static int nnames;
 
@@ -93,38 +97,40 @@ static char *lua_quote(const char *s) {
   return q;
 }
 
-/* dot(line) -> the Lua chunk a dot-command stands for (malloc'ed), or
-** NULL after handling it (help, quit, errors). *quit set by .quit. */
-static char *dot(const char *line, int *quit) {
+/* dot(line, &chunk, &quit) -> 0, or -1 when the command is wrong (message
+** printed). *chunk: the Lua chunk the command stands for (malloc'ed), or
+** NULL when it was handled here (.help, .quit). *quit set by .quit. */
+static int dot(const char *line, char **chunk, int *quit) {
   const char *arg = line + strcspn(line, " \t");
   size_t cmdlen = (size_t)(arg - line);
-  char *q, *chunk = NULL;
+  char *q;
+  *chunk = NULL;
   while (*arg == ' ' || *arg == '\t') arg++;
 #define IS(name) (cmdlen == strlen(name) && strncmp(line, name, cmdlen) == 0)
   if (IS(".help")) {
     fputs(dot_help, stdout);
-    return NULL;
+    return 0;
   }
   if (IS(".quit") || IS(".exit")) {
     *quit = 1;
-    return NULL;
+    return 0;
   }
   if (IS(".sql")) {
     if (*arg == '\0') goto need_arg;
-    if ((q = lua_quote(arg)) == NULL) return NULL;
-    chunk = malloc(strlen(q) + strlen(DOT_CHECK) + 32);
-    if (chunk != NULL) sprintf(chunk, "return %s(sql(%s))", DOT_CHECK, q);
+    if ((q = lua_quote(arg)) == NULL) goto nomem;
+    *chunk = malloc(strlen(q) + strlen(DOT_CHECK) + 32);
+    if (*chunk != NULL) sprintf(*chunk, "return %s(sql(%s))", DOT_CHECK, q);
     free(q);
-    return chunk;
+    return *chunk != NULL ? 0 : -1;
   }
   if (repl_inst == NULL && (IS(".roles") || IS(".queue") || IS(".token") ||
                             IS(".log"))) {
     fprintf(stderr, "%.*s: needs an instance store (this is a meta-store)\n",
             (int)cmdlen, line);
-    return NULL;
+    return -1;
   }
   if (IS(".roles")) {
-    append(&chunk,
+    append(chunk,
            "local out = {} for _, w in ipairs(describe().workflows) do "
            "for _, r in ipairs(w.roles) do local who = {} "
            "for _, a in ipairs(w.assignments) do if a.role == r.name and "
@@ -132,47 +138,48 @@ static char *dot(const char *line, int *quit) {
            "out[#out + 1] = string.format('%-16s %-22s %-8s %s', w.name, "
            "r.name, r.type, table.concat(who, ', ')) end end "
            "print(table.concat(out, '\\n'))");
-    return chunk;
+    return *chunk != NULL ? 0 : -1;
   }
   if (IS(".queue") || IS(".token") || IS(".log")) {
     size_t n;
     if (*arg == '\0') goto need_arg;
-    if ((q = lua_quote(arg)) == NULL) return NULL;
+    if ((q = lua_quote(arg)) == NULL) goto nomem;
     n = strlen(q) + strlen(DOT_CHECK) + 200;
-    chunk = malloc(n);
-    if (chunk != NULL) {
+    *chunk = malloc(n);
+    if (*chunk != NULL) {
       if (IS(".token"))
-        snprintf(chunk, n, "return %s(token(%s))", DOT_CHECK, q);
+        snprintf(*chunk, n, "return %s(token(%s))", DOT_CHECK, q);
       else if (IS(".log"))
-        snprintf(chunk, n, "return %s(history(%s))", DOT_CHECK, q);
+        snprintf(*chunk, n, "return %s(history(%s))", DOT_CHECK, q);
       else
-        snprintf(chunk, n,
+        snprintf(*chunk, n,
                  "local q = {} for _, t in ipairs(tokens()) do "
                  "if t.interaction == %s then q[#q + 1] = t end end return q",
                  q);
     }
     free(q);
-    return chunk;
+    return *chunk != NULL ? 0 : -1;
   }
   fprintf(stderr, "unknown command %.*s (try .help)\n", (int)cmdlen, line);
-  return NULL;
+  return -1;
 need_arg:
   fprintf(stderr, "%.*s needs an argument (try .help)\n", (int)cmdlen, line);
-  return NULL;
+  return -1;
+nomem:
+  fprintf(stderr, "%.*s: out of memory\n", (int)cmdlen, line);
+  return -1;
 #undef IS
 }
 
-/* run_chunk(chunk): evaluate a complete chunk and print the outcome.
+/* run_chunk(chunk): evaluate a complete chunk and print the outcome: what
+** it printed (also when it then failed), its values, then its error.
 ** Returns CHM_OK, CHM_INCOMPLETE, or the failure status. */
 static int run_chunk(const char *chunk) {
   char *out = NULL;
   int rc = eval(chunk, &out);
-  if (rc == CHM_OK) {
-    if (out != NULL && *out != '\0') printf("%s\n", out);
-  } else if (rc != CHM_INCOMPLETE) {
-    fprintf(stderr, "%s\n", errmsg());
-  }
+  if (out != NULL && *out != '\0') printf("%s\n", out);
   fflush(stdout);
+  if (rc != CHM_OK && rc != CHM_INCOMPLETE) fprintf(stderr, "%s\n", errmsg());
   chm_free(out);
   return rc;
 }
@@ -251,6 +258,18 @@ static char **complete(const char *text, int start, int end) {
   return rl_completion_matches(text, name_generator);
 }
 
+/* Where the word to complete starts. In Lua code, at an operator or a
+** bracket, so `a-b` completes `b`; after a dot-command, only at blanks, so
+** `.queue ap-spec` completes `ap-spec`. Inside a quoted string readline
+** takes the whole string (rl_completer_quote_characters), so
+** `"FA-M-0` completes `FA-M-0` and closes the quote. */
+static char lua_breaks[] = " \t\n\"'(),=+-*/%<>{}[];~#^&|:";
+static char dot_breaks[] = " \t\n\"'";
+
+static char *word_breaks(void) {
+  return rl_line_buffer[0] == '.' ? dot_breaks : lua_breaks;
+}
+
 /* ---- signals ---------------------------------------------------------- */
 
 static void on_sigint(int sig) {
@@ -259,7 +278,11 @@ static void on_sigint(int sig) {
     if (repl_inst != NULL) chm_instance_interrupt(repl_inst);
     if (repl_meta != NULL) chm_meta_interrupt(repl_meta);
   } else {
-    /* at the prompt: drop the line, like a shell */
+    /* at a prompt: drop the line and any unfinished statement (the loop
+    ** frees it), like lua.c and a shell. Readline runs this handler from
+    ** its own after it cleaned up, outside the interrupted code. */
+    drop = 1;
+    rl_set_prompt(PROMPT);
     if (write(STDOUT_FILENO, "\n", 1) < 0) return;
     rl_on_new_line();
     rl_replace_line("", 0);
@@ -274,7 +297,8 @@ static void on_sigint(int sig) {
 static int feed(const char *line, char **pending, int *failed, int tty) {
   int quit = 0, rc;
   if (*pending == NULL && line[0] == '.') {
-    char *chunk = dot(line, &quit);
+    char *chunk;
+    if (dot(line, &chunk, &quit) != 0) *failed = 1;
     if (tty) add_history(line);
     if (chunk != NULL) {
       if (run_chunk(chunk) != CHM_OK) *failed = 1;
@@ -312,14 +336,22 @@ static int loop_tty(void) {
   load_names();
   rl_readline_name = "chameleon";
   rl_attempted_completion_function = complete;
-  rl_basic_word_break_characters = " \t\n\"'(),=+-*/%<>{}[];~";
+  rl_completer_word_break_characters = lua_breaks;
+  rl_completion_word_break_hook = word_breaks;
+  rl_completer_quote_characters = "\"'";
   if (hist != NULL) read_history(hist);
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   while ((line = readline(pending ? PROMPT2 : PROMPT)) != NULL) {
-    int quit = feed(line, &pending, &failed, 1);
+    int quit;
+    if (drop) { /* Ctrl-C while this line was read */
+      drop = 0;
+      free(pending);
+      pending = NULL;
+    }
+    quit = feed(line, &pending, &failed, 1);
     free(line);
     if (quit) break;
   }
@@ -372,10 +404,19 @@ int cli_cmd_repl(cli *c) {
       chm_instance_close(c->inst);
       c->inst = NULL;
       rc = chm_meta_open(path, &c->m);
-      if (rc != CHM_OK)
-        return cli_error(c, CLI_EXIT_ERROR, NULL,
-                         "%s: neither an instance store nor a meta-store: %s",
-                         path, chm_meta_errmsg(c->m));
+      if (rc != CHM_OK) {
+        /* the library's message starts with the path: name it once */
+        const char *why = chm_meta_errmsg(c->m);
+        size_t n = strlen(path);
+        if (strncmp(why, path, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+          why += n + 2;
+        return cli_error(c, CLI_EXIT_ERROR,
+                         "give an instance store or a meta-store ('chameleon "
+                         "init' makes a meta-store, 'chameleon instantiate' "
+                         "an instance store)",
+                         "%s: neither an instance store nor a meta-store (%s)",
+                         path, why);
+      }
       repl_meta = c->m;
     }
   }

@@ -242,8 +242,9 @@ int chm_instance_eval(chm_instance *inst, const char *source,
 ** *out (caller frees) holds what print wrote and the pretty-printed
 ** results, one per line ("" for none). CHM_INCOMPLETE: the chunk is a
 ** valid beginning; append the next line and call again. Otherwise the
-** chunk failed (CHM_SCRIPT, CHM_BUDGET, CHM_MEMORY) and the handle's
-** errmsg holds the message with a traceback; the session goes on. */
+** chunk failed (CHM_SCRIPT, CHM_BUDGET, CHM_MEMORY): the handle's errmsg
+** holds the message with a traceback, *out (caller frees; NULL for
+** nothing) what print wrote before the failure; the session goes on. */
 int chm_instance_repl(chm_instance *inst, const char *chunk, char **out);
 int chm_meta_repl(chm_meta *m, const char *chunk, char **out);
 

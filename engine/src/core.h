@@ -47,7 +47,8 @@ int chm__core_eval(chm__core *c, const char *src, const chm_limits *limits,
 ** or "names") with the handle's engine bindings (repl.c). CHM_OK with the
 ** printed results (or the JSON list of names) in *out (caller frees);
 ** CHM_INCOMPLETE when the chunk needs more lines; else the chunk's failure
-** with message and traceback in the handle's errmsg. */
+** with message and traceback in the handle's errmsg, and in *out (caller
+** frees; NULL for nothing) what the chunk printed before it failed. */
 int chm__repl(chm__core *c, void *handle, const char *fn, const char *line,
               char **out);
 

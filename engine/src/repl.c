@@ -5,7 +5,8 @@
 ** submit, token, queues, run, sql...). Each binding calls the public API on
 ** the same handle, re-entering the door (nested doors are allowed); its
 ** JSON answer is decoded into tables. Evaluation and printing are trusted
-** Lua (lua/repl.lua, lua/pretty.lua).
+** Lua (lua/repl.lua, lua/pretty.lua). When a chunk fails, what it printed
+** before failing is still handed back, so the caller can show it first.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -334,11 +335,11 @@ static int repl_body(lua_State *L) {
   return 3;
 }
 
-int chm__repl(chm__core *c, void *handle, const char *fn, const char *line,
-              char **out) {
+/* call(c, handle, fn, line) -> status of the door around lua/repl.lua's
+** fn; pushes its three results (or the error message).   [-0, +3|1, -] */
+static int call(chm__core *c, void *handle, const char *fn,
+                const char *line) {
   lua_State *L = c->L;
-  int top = lua_gettop(L), rc;
-  *out = NULL;
   chm__sandbox_clear_interrupt(L);
   lua_pushcfunction(L, repl_body);
   lua_pushlightuserdata(L, handle);
@@ -348,7 +349,33 @@ int chm__repl(chm__core *c, void *handle, const char *fn, const char *line,
     lua_pushstring(L, line);
   else
     lua_pushnil(L);
-  rc = chm__pcall(L, 4, 3, &repl_limits);
+  return chm__pcall(L, 4, 3, &repl_limits);
+}
+
+/* printed(c, handle) -> what print wrote during the chunk that just failed
+** (malloc'ed), or NULL for nothing. A second door, so that output printed
+** before a kill (Ctrl-C, budget) that also stopped the first one is not
+** lost. */
+static char *printed(chm__core *c, void *handle) {
+  lua_State *L = c->L;
+  int top = lua_gettop(L);
+  size_t len = 0;
+  const char *s = NULL;
+  char *copy = NULL;
+  if (call(c, handle, "printed", NULL) == CHM_OK)
+    s = lua_tolstring(L, -3, &len);
+  if (s != NULL && len > 0 && (copy = malloc(len + 1)) != NULL)
+    memcpy(copy, s, len + 1);
+  lua_settop(L, top);
+  return copy;
+}
+
+int chm__repl(chm__core *c, void *handle, const char *fn, const char *line,
+              char **out) {
+  lua_State *L = c->L;
+  int top = lua_gettop(L), rc;
+  *out = NULL;
+  rc = call(c, handle, fn, line);
   if (!sqlite3_get_autocommit(c->db))
     sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
   if (rc != CHM_OK) {
@@ -375,5 +402,7 @@ int chm__repl(chm__core *c, void *handle, const char *fn, const char *line,
   }
   lua_settop(L, top);
   if (rc == CHM_MEMORY) lua_gc(L, LUA_GCCOLLECT);
+  if (rc != CHM_OK && rc != CHM_INCOMPLETE && strcmp(fn, "eval") == 0)
+    *out = printed(c, handle);
   return rc;
 }
