@@ -241,6 +241,29 @@ describe("chameleon init", function()
     assert_has(r.err, "chameleon: init: cannot open meta-store 'junk.db'")
   end)
 
+  it("refuses another program's SQLite database and never writes to it", function()
+    local foreign = dir .. "/theirs.db"
+    assert.is_true(os.execute("sqlite3 " .. q(foreign) ..
+      " 'CREATE TABLE t(x); INSERT INTO t VALUES (1)' >/dev/null"))
+    local before = slurp(foreign)
+    local r = expect(run(dir, { "init", "--meta", "theirs.db" }), 1)
+    assert_has(r.err, "theirs.db: not a Chameleon meta-store: it is another SQLite database "
+      .. "(application_id 0, 1 schema objects), left untouched (give a store made by chameleon init)")
+    r = expect(run(dir, { "describe", "theirs.db" }), 1)
+    assert_has(r.err, "theirs.db: not a Chameleon instance store: it is another SQLite database")
+    r = expect(run(dir, { "repl", "theirs.db" }), 1)
+    assert.are.equal(before, slurp(foreign), "the foreign database was changed")
+    assert.is_nil(slurp(foreign .. "-wal"), "a WAL file was left next to the foreign database")
+    -- an empty file is no instance store either; a meta-store is not an instance
+    spit(dir .. "/nothing.db", "")
+    assert_has(expect(run(dir, { "describe", "nothing.db" }), 1).err,
+      "nothing.db: not a Chameleon instance store: the file holds no database (make one with chameleon instantiate)")
+    assert.are.equal("", slurp(dir .. "/nothing.db"))
+    expect(run(dir, { "init", "--meta", "m.db" }), 0)
+    assert_has(expect(run(dir, { "describe", "m.db" }), 1).err,
+      "m.db: is a Chameleon meta-store, not an instance store")
+  end)
+
   it("lists an empty store", function()
     expect(run(dir, { "init", "--meta", "empty.db" }), 0)
     assert_has(expect(run(dir, { "list", "--meta", "empty.db" }), 0).out, "no workflows")

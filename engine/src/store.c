@@ -4,7 +4,9 @@
 ** and brings the schema up to date from the migrations embedded at build
 ** time (sql/meta/NNN_*.sql, sql/instance/NNN_*.sql): PRAGMA user_version
 ** holds the number of the last applied file; missing files are applied in
-** one transaction, so a failed upgrade leaves the store as it was.
+** one transaction, so a failed upgrade leaves the store as it was. A file
+** that is not a store of the kind asked for is refused before anything is
+** written to it (check_identity).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +96,54 @@ fail:
   return CHM_DB;
 }
 
+/* check_identity(db, kind, create, path, err) -> CHM_OK when the file may
+** be opened as a store of `kind`: it already is one, or it holds nothing
+** at all and `create` allows making one. Anything else (the other kind of
+** store, another program's SQLite database, a file that is not SQLite) is
+** refused BEFORE any pragma or migration writes to it, so opening the
+** wrong file never changes it. */
+static int check_identity(sqlite3 *db, int kind, int create, const char *path,
+                          char **err) {
+  static const char *const what[2] = {"meta-store", "instance store"};
+  static const char *const make[2] = {"chameleon init", "chameleon instantiate"};
+  sqlite3_stmt *st = NULL;
+  int id = 0, objects = 0, rc;
+  rc = sqlite3_prepare_v2(db,
+                          "SELECT (SELECT application_id FROM pragma_application_id),"
+                          " (SELECT count(*) FROM sqlite_schema)",
+                          -1, &st, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    id = sqlite3_column_int(st, 0);
+    objects = sqlite3_column_int(st, 1);
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_OK) {
+    *err = chm__strdupf("%s: not a Chameleon %s: %s (give a store made by %s)",
+                        path, what[kind], sqlite3_errmsg(db), make[kind]);
+    return CHM_DB;
+  }
+  if (id == app_id[kind]) return CHM_OK;
+  if (id == app_id[!kind]) {
+    *err = chm__strdupf("%s: is a Chameleon %s, not %s %s (meta-stores hold "
+                        "templates, instance stores hold tokens)",
+                        path, what[!kind], kind == CHM__META ? "a" : "an",
+                        what[kind]);
+    return CHM_DB;
+  }
+  if (id == 0 && objects == 0) {
+    if (create) return CHM_OK;
+    *err = chm__strdupf("%s: not a Chameleon %s: the file holds no database "
+                        "(make one with %s)", path, what[kind], make[kind]);
+    return CHM_DB;
+  }
+  *err = chm__strdupf("%s: not a Chameleon %s: it is another SQLite database "
+                      "(application_id %d, %d schema objects), left "
+                      "untouched (give a store made by %s)",
+                      path, what[kind], id, objects, make[kind]);
+  return CHM_DB;
+}
+
 int chm__store_open(const char *path, int kind, int create, sqlite3 **out,
                     char **err) {
   sqlite3 *db = NULL;
@@ -116,6 +166,10 @@ int chm__store_open(const char *path, int kind, int create, sqlite3 **out,
   }
   sqlite3_busy_timeout(db, 10000);
   sqlite3_extended_result_codes(db, 1);
+  if ((rc = check_identity(db, kind, create, path, err)) != CHM_OK) {
+    sqlite3_close(db);
+    return rc;
+  }
   if (sqlite3_exec(db,
                    "PRAGMA journal_mode=WAL;"
                    "PRAGMA synchronous=FULL;"
