@@ -251,7 +251,7 @@ describe("chameleon init", function()
       .. "(application_id 0, 1 schema objects), left untouched (give a store made by chameleon init)")
     r = expect(run(dir, { "describe", "theirs.db" }), 1)
     assert_has(r.err, "theirs.db: not a Chameleon instance store: it is another SQLite database")
-    r = expect(run(dir, { "repl", "theirs.db" }), 1)
+    expect(run(dir, { "repl", "theirs.db" }), 1)
     assert.are.equal(before, slurp(foreign), "the foreign database was changed")
     assert.is_nil(slurp(foreign .. "-wal"), "a WAL file was left next to the foreign database")
     -- an empty file is no instance store either; a meta-store is not an instance
