@@ -34,7 +34,7 @@
 ** library and freed by the caller with chm_free(); on failure they are set
 ** to NULL unless the contract says a report is still returned. Strings
 ** passed in are only read during the call; the library keeps no pointer
-** to them.
+** to them (a skill's `ud` is the one pointer it keeps).
 */
 #ifndef CHAMELEON_H
 #define CHAMELEON_H
@@ -126,9 +126,10 @@ void chm_limits_default(chm_limits *out);
 ** C11 atomic int64: every chm_clock_* function may be called from any
 ** thread, concurrently with each other and with calls on any handle; a
 ** reader always sees a whole value some call stored. What is NOT
-** guaranteed: a handle's operation reads the clock once when its
-** transaction begins, so a concurrent change shows up in the next
-** operation, not in the middle of one.
+** guaranteed: ordering against another thread's operation. A token
+** operation reads the clock once, when its transaction begins, so a
+** change made meanwhile shows up in the next operation, not in the middle
+** of one.
 */
 
 /* chm_clock_set_virtual(ms): from now on the engine's clock reads `ms`
