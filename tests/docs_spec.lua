@@ -1,8 +1,11 @@
 -- tests/docs_spec.lua — every code example of README.md, docs/cli.md,
--- docs/json.md and docs/definition-format.md runs as a test (the jq
--- habit: the manual's examples are tests), and every command of
--- `chameleon help` that reports something prints JSON that parses under
--- --json. Run from the repository root:
+-- docs/json.md and docs/definition-format.md (and the sh blocks of
+-- docs/lua-api.md) runs as a test (the jq habit: the manual's examples are
+-- tests); every fenced block of README.md and docs/*.md is accounted for —
+-- run or checked here, checked by the spec named in ELSEWHERE, or skipped
+-- with a reason — so a new unchecked block fails (see "Every block");
+-- and every command of `chameleon help` that reports something prints
+-- JSON that parses under --json. Run from the repository root:
 --   busted --lua=lua5.4 -o tests/summary_handler.lua tests/docs_spec.lua
 --
 -- Conventions of the docs (docs/cli.md, "The examples on this page", says
@@ -11,7 +14,8 @@
 --     A bare ``` is an error here, so the convention stays visible.
 --   * ```sh blocks of one document run in order, each with `sh -e` in one
 --     fresh directory per document that holds what a clone has: workflows/,
---     tests/fixtures/ and build/ (symlinks), with `chameleon` on PATH and
+--     tests/fixtures/ and build/ (symlinks), with `chameleon` on PATH, a
+--     `make` on PATH that builds the repository itself, and
 --     the Lua module on LUA_CPATH; CHAMELEON_META and CHAMELEON_NOW start
 --     unset. Variables carry over from one block to the next of the same
 --     document (they are exported and saved after each block), files too.
@@ -36,7 +40,11 @@
 --     "chameleon.workflow/1" is a whole definition: it must import, and
 --     its export must equal it (it is written in canonical form).
 --   * `<!-- test: skip REASON -->` on the line before a block leaves it
---     out (README's set-up commands, which install packages as root).
+--     out (README's set-up commands, which install packages as root);
+--     REASON must say why.
+--   * ```text blocks of docs/cli.md that are not outputs are synopses:
+--     each line names a command of `chameleon help` and only options its
+--     `chameleon help COMMAND` lists.
 local chm = require("chameleon")
 local json = chm.json
 
@@ -52,7 +60,11 @@ if BIN:sub(1, 1) ~= "/" then BIN = ROOT .. "/" .. BIN end
 local MODDIR = assert(package.searchpath("chameleon", package.cpath)):match("^(.*)/[^/]*$")
 if MODDIR:sub(1, 1) ~= "/" then MODDIR = ROOT .. "/" .. MODDIR:gsub("^%./", "") end
 
-local DOCS = { "README.md", "docs/cli.md", "docs/json.md", "docs/definition-format.md" }
+local DOCS = { "README.md", "docs/cli.md", "docs/json.md", "docs/definition-format.md",
+               "docs/lua-api.md" }
+-- Documents of which this spec runs only some languages; the others are
+-- checked by the spec ELSEWHERE names.
+local ONLY = { ["docs/lua-api.md"] = { sh = true, text = true } }
 local LANGS = { sh = true, lua = true, json = true, jsonc = true, text = true }
 
 -- Shell-quote one word.
@@ -185,6 +197,11 @@ local function new_session()
     "ln -s", q(ROOT .. "/tests/fixtures"), q(s.dir .. "/tests/fixtures"), "&&",
     "ln -s", q(MODDIR:match("^(.*)/[^/]*$")), q(s.dir .. "/build"), "&&",
     "ln -s", q(BIN), q(s.aux .. "/bin/chameleon") }, " ")) == 0)
+  -- `make` in a block builds the repository (whose build/ is linked here).
+  local real_make = assert(io.popen("command -v make")):read("l")
+  spit(s.aux .. "/bin/make", "#!/bin/sh\nexec " .. q(real_make) .. " --no-print-directory -C " ..
+    q(ROOT) .. ' "$@"\n')
+  assert(exec("chmod +x " .. q(s.aux .. "/bin/make")) == 0)
   -- The launcher of lua blocks: load under the document's name so that
   -- error messages point at the document's lines.
   spit(s.aux .. "/launch.lua", [[
@@ -308,6 +325,10 @@ for _, doc in ipairs(DOCS) do
 
     for _, b in ipairs(list) do
       local where = string.format("%s:%d", doc, b.line)
+      if ONLY[doc] and not ONLY[doc][b.lang] then
+        -- checked by the spec ELSEWHERE names for this document
+        goto next_block
+      end
       if b.skip then
         pending(where .. " " .. b.lang .. ": " .. b.skip)
       elseif b.lang == "sh" then
@@ -339,17 +360,249 @@ for _, doc in ipairs(DOCS) do
           end
         end)
       end
+      ::next_block::
     end
   end)
 end
 
--- The other documents need no run, but keep the language convention.
-describe("docs/ARCHITECTURE.md", function()
-  it("names the language of every block", function()
-    for _, b in ipairs(blocks("docs/ARCHITECTURE.md")) do
-      assert(LANGS[b.lang], string.format("docs/ARCHITECTURE.md:%d: code block language %q", b.line, b.lang))
+-- ---------------------------------------------------------------------------
+-- Every block: each fenced block of README.md and docs/*.md is run or
+-- checked by some spec, or skipped with a reason
+-- ---------------------------------------------------------------------------
+
+-- Documents whose blocks (of these languages; the language is the whole
+-- info string after ```) another spec checks. The spec must name the
+-- document; the test below makes sure it still does.
+local ELSEWHERE = {
+  ["docs/lua-api.md"] = { lua = "tests/token_module_spec.lua" },
+  ["docs/embedding.md"] = { c = "tests/install_spec.lua", lua = "tests/install_spec.lua",
+                            make = "tests/install_spec.lua", sh = "tests/install_spec.lua",
+                            text = "tests/install_spec.lua" },
+  ["docs/repl.md"] = { repl = "tests/repl_spec.lua" },
+  ["docs/expressions.md"] = { expr = "tests/expr_spec.lua" },
+  ["docs/guardians.md"] = { ["json example"] = "tests/judge_spec.lua" },
+  ["docs/workflows.md"] = { lua = "tests/validate_spec.lua" },
+}
+
+-- Blocks of documents other people own (so they carry no skip marker),
+-- left unchecked on purpose: document -> { {first line, reason} }.
+local UNCHECKED = {
+  ["docs/workflows.md"] = {
+    { 'workflows/x.lua:12: [beta-strategy] role "F-02": expected strategy HOMOGENEOUS or ' ..
+      'HETEROGENEOUS, found "HOMOGENOUS" (did you mean "HOMOGENEOUS"?)',
+      "the shape of a validation message, for a file that does not exist" },
+    { "step(token, ctx) -> result", "a signature, not code" },
+    { 'tests/fixtures/invalid/actor_type.lua:11: [actor-type] actor "bot": expected type ' ..
+      'HUMAN, AI_AGENT or SYSTEM, found "ROBOT"',
+      "sample validator output; the messages are asserted by tests/validate_spec.lua" },
+  },
+  ["docs/guardians.md"] = {
+    { "judge.gate(db, component_id, view)   -> verdict", "signatures of lua/judge.lua, not code" },
+    { "{pass = bool, wait = bool, reason = string | nil,", "the shape of a verdict, not code" },
+  },
+}
+
+-- all_blocks(path) -> { {info, line, first, text, skip, output} }: every
+-- fenced block, whatever its info string.
+local function all_blocks(path)
+  local lines = {}
+  local text = assert(slurp(ROOT .. "/" .. path), path)
+  for l in (text .. (text:sub(-1) == "\n" and "" or "\n")):gmatch("(.-)\n") do lines[#lines + 1] = l end
+  local out, i, last = {}, 1, nil
+  while i <= #lines do
+    local indent, info = lines[i]:match("^(%s*)```(.-)%s*$")
+    if indent then
+      local b = { info = info, line = i, body = {} }
+      local prev = i - 1
+      while prev > 0 and lines[prev]:match("^%s*$") do prev = prev - 1 end
+      b.skip = prev > 0 and lines[prev]:match("^<!%-%- test: skip (.-) %-%->$") or nil
+      b.output = info == "text" and last ~= nil and last.close == prev and
+                 (last.info == "sh" or last.info == "lua")
+      i = i + 1
+      while i <= #lines and not lines[i]:match("^%s*```%s*$") do
+        b.body[#b.body + 1] = lines[i]:sub(#indent + 1)
+        i = i + 1
+      end
+      assert(i <= #lines, string.format("%s:%d: unterminated code block", path, b.line))
+      b.close, b.first, b.text = i, b.body[1] or "", table.concat(b.body, "\n") .. "\n"
+      out[#out + 1] = b
+      last = b
     end
+    i = i + 1
+  end
+  return out
+end
+
+-- The commands of `chameleon help` and the help text of each, cached.
+local help_cache = {}
+local function help_text(cmd)
+  if not help_cache[cmd or ""] then
+    local p = assert(io.popen(q(BIN) .. " help " .. (cmd and q(cmd) or "") .. " 2>&1"))
+    help_cache[cmd or ""] = p:read("a")
+    p:close()
+  end
+  return help_cache[cmd or ""]
+end
+
+-- check_synopsis(doc, b): every line is `chameleon CMD ...` with CMD a
+-- command (or the placeholder COMMAND / an option of the bare command)
+-- and every --option one its help lists.
+local function check_synopsis(doc, b)
+  local commands = {}
+  for l in help_text():match("Commands:\n(.-)\n\n"):gmatch("[^\n]+") do commands[l:match("^  (%S+)")] = true end
+  for n, line in ipairs(b.body) do
+    local where = string.format("%s:%d", doc, b.line + n)
+    local cmd = line:match("^chameleon (%S+)")
+    assert(cmd, where .. ": a synopsis line must start with `chameleon `: " .. line)
+    local text
+    if commands[cmd] then
+      text = help_text(cmd)
+    else
+      assert(cmd == "COMMAND" or cmd:match("^%-%-"), where .. ": `" .. cmd .. "` is not a command")
+      text = help_text()
+    end
+    for opt in line:gmatch("%-%-[%w-]+") do
+      assert(text:find(opt, 1, true), where .. ": " .. opt .. " is not in `chameleon help " ..
+        (commands[cmd] and cmd or "") .. "`")
+    end
+  end
+end
+
+-- check_tree(doc, b): each entry of a file tree (first column; "a.c, b.c"
+-- names siblings; NNN is a migration number) exists in the repository.
+local function check_tree(doc, b)
+  local n = 0
+  for k, line in ipairs(b.body) do
+    local first = line:match("^(%S[^ ]*[^ ,]*.-)%s%s+%S") or line:match("^(%S+)$")
+    if first then
+      local dir = ""
+      for name in first:gmatch("[^,%s]+") do
+        if name:find("/") then dir = name:match("^(.*/)") else name = dir .. name end
+        local glob = name:gsub("NNN", "[0-9][0-9][0-9]"):gsub("%*%*", "*")
+        n = n + 1
+        assert(exec("cd " .. q(ROOT) .. " && ls -d " .. glob .. " >/dev/null 2>&1") == 0,
+          string.format("%s:%d: %s does not exist", doc, b.line + k, name))
+      end
+    end
+  end
+  assert(n > 10, doc .. ":" .. b.line .. ": no entries found in the tree")
+end
+
+-- deep_same(a, b): same JSON value (arrays' metatables ignored; nulls
+-- compared by identity).
+local function deep_same(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then
+    return a == b and math.type(a) == math.type(b)
+  end
+  for k, v in pairs(a) do if not deep_same(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+-- check_expr_token(doc, b): the example token of docs/expressions.md (two
+-- JSON objects after `//` headings: reserved fields, attributes) parses,
+-- is the token tests/expr_spec.lua evaluates the examples against, and
+-- the first ```expr examples give their results on it through lua/expr.lua.
+local function check_expr_token(doc, b, list)
+  local parts = {}
+  for chunk in (b.text .. "//"):gmatch("//[^\n]*\n(.-)%f[/]") do parts[#parts + 1] = chunk end
+  assert.are.equal(2, #parts, doc .. ":" .. b.line .. ": expected two objects (fields, attributes)")
+  local fields, attrs = json.decode(parts[1]), json.decode(parts[2])
+  package.path = ROOT .. "/lua/?.lua;" .. package.path
+  local expr = require("expr")
+  -- JSON values -> the expression language's (its own null).
+  local function conv(v)
+    if v == json.null then return expr.null end
+    if type(v) ~= "table" then return v end
+    local t = {}
+    for k, x in pairs(v) do t[k] = conv(x) end
+    return t
+  end
+  local token = { fields = conv(fields), attrs = conv(attrs) }
+  local _, S = dofile(ROOT .. "/tests/fixtures/expr_cases.lua")(expr.null)
+  assert(deep_same(S, token), doc .. ":" .. b.line ..
+    ": the example token differs from the one in tests/fixtures/expr_cases.lua")
+  local n = 0
+  for _, e in ipairs(list) do
+    if e.info == "expr" and e.line > b.line then
+      for _, line in ipairs(e.body) do
+        local src, want = line:match("^%s*(.-)%s+⇒%s+(.-)%s*$")
+        if src and (want == "true" or want == "false") then
+          local c = assert(expr.compile(src))
+          assert.are.equal(want, tostring(c.eval(token)), doc .. ":" .. e.line .. ": " .. src)
+          n = n + 1
+        end
+      end
+      break
+    end
+  end
+  assert(n > 0, "no boolean examples after the token")
+end
+
+-- Checks this spec applies to blocks it does not run as sh/lua/json:
+-- document -> function(b, list) -> description | nil (not applicable).
+local CHECKS = {
+  ["docs/cli.md"] = function(b)
+    if b.info == "text" and not b.output then return "synopsis", check_synopsis end
+  end,
+  ["docs/ARCHITECTURE.md"] = function(b)
+    if b.info == "text" and b.first:match("^engine/") then return "file tree", check_tree end
+  end,
+  ["docs/expressions.md"] = function(b)
+    if b.info == "jsonc" and b.first:match("^// reserved token fields") then
+      return "example token", check_expr_token
+    end
+  end,
+}
+
+describe("every fenced block of README.md and docs/*.md", function()
+  local docs = { "README.md" }
+  for f in assert(io.popen("cd " .. q(ROOT) .. " && ls docs/*.md")):lines() do docs[#docs + 1] = f end
+  local run_here = {}
+  for _, d in ipairs(DOCS) do run_here[d] = true end
+
+  it("finds the documents", function()
+    assert.is_true(#docs > 10)
   end)
+
+  for _, doc in ipairs(docs) do
+    local list = all_blocks(doc)
+    local unchecked = {}
+    for _, u in ipairs(UNCHECKED[doc] or {}) do unchecked[u[1]] = u[2] end
+    for _, b in ipairs(list) do
+      local where = string.format("%s:%d ```%s", doc, b.line, b.info)
+      local elsewhere = ELSEWHERE[doc] and ELSEWHERE[doc][b.info]
+      local what, check = nil, nil
+      if CHECKS[doc] then what, check = CHECKS[doc](b) end
+      -- run in this spec's section for the document (an output: with the
+      -- block before it)
+      local ran = run_here[doc] and not (ONLY[doc] and not ONLY[doc][b.info]) and
+                  (b.info == "sh" or b.info == "lua" or b.info == "json" or b.info == "jsonc" or
+                   (b.info == "text" and b.output))
+      if b.skip then
+        it(where .. " is skipped with a reason", function()
+          assert(#b.skip >= 10 and b.skip:match("%a+ %a+"),
+            where .. ": say why the block is skipped (`<!-- test: skip REASON -->`)")
+        end)
+      elseif not ran then
+        if elsewhere then
+          it(where .. " is checked by " .. elsewhere, function()
+            local spec = assert(slurp(ROOT .. "/" .. elsewhere), elsewhere .. " is gone")
+            assert(spec:find(doc, 1, true), elsewhere .. " no longer mentions " .. doc)
+          end)
+        elseif check then
+          it(where .. " " .. what .. " is checked", function() check(doc, b, list) end)
+        elseif unchecked[b.first] then
+          pending(where .. " unchecked: " .. unchecked[b.first])
+        else
+          it(where .. " is run or checked by some spec", function()
+            error(where .. " (" .. b.first .. ") is neither run nor checked by any spec: " ..
+              "make a spec run it, or put `<!-- test: skip REASON -->` on the line before it", 0)
+          end)
+        end
+      end
+    end
+  end
 end)
 
 -- ---------------------------------------------------------------------------

@@ -385,7 +385,7 @@ describe("token module", function()
       local rep = assert(inst:run({ batch = 10, max_steps = 5 }))
       assert.are.same({ steps = 0, moves = 0, failed = 0, commits = 0 }, rep)
       assert.has_error(function() inst:run({ batch = -1 }) end,
-                       "bad option 'batch' (a non-negative integer expected)")
+                       "run: option 'batch' must be a non-negative integer, got -1")
     end)
   end)
 
@@ -617,7 +617,7 @@ describe("token module", function()
       assert.has_error(function() inst:genesis("not a table") end)
       assert.has_error(function() inst:genesis({ f = print }) end)
       assert.has_error(function() inst:genesis({}, { actor = {} }) end,
-                       "bad option 'actor' (string expected, got table)")
+                       "genesis: option 'actor' must be a string, got table")
       assert.has_error(function() inst:checkout("finance-manager") end)
       assert.has_error(function() inst:submit("x", "y", "not a number") end)
       assert.has_error(function() inst:submit("x", "y", 1, "not a table") end)

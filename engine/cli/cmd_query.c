@@ -1,8 +1,9 @@
 /*
 ** cmd_query.c — the read-only query commands of the CLI: guide (the
-** schema guide view v_ai_schema_guide of a store) and sql (one read-only
-** statement). Either store can be queried: --instance PATH selects an
-** instance store, otherwise the meta-store. Writing is refused by the
+** schema guide view v_ai_schema_guide of a store, through chm_*_guide)
+** and sql (one read-only statement, through chm_*_query). Either store
+** can be queried: --instance PATH selects an instance store, otherwise
+** the meta-store. Writing is refused by the
 ** library (chm_*_query), never merely by this file.
 */
 #include <stdlib.h>
@@ -21,10 +22,10 @@ static const char *sql_hint(int rc) {
   return NULL;
 }
 
-/* Run sql on the store the options select; *json gets the rows (caller
-** frees with chm_free). Returns an exit code; errors are reported, with
-** sql_hint() when the statement came from the user. */
-static int query(cli *c, const char *sql, char **json, int from_user) {
+/* Run the user's sql on the store the options select; *json gets the rows
+** (caller frees with chm_free). Returns an exit code; errors are reported
+** with sql_hint(). */
+static int query(cli *c, const char *sql, char **json) {
   int rc;
   *json = NULL;
   if (c->instance && c->meta_given)
@@ -35,7 +36,7 @@ static int query(cli *c, const char *sql, char **json, int from_user) {
     if ((rc = chm_instance_query(c->inst, sql, json)) != CHM_OK) {
       chm_free(*json);
       *json = NULL;
-      return cli_instance_fail(c, rc, from_user ? sql_hint(rc) : NULL);
+      return cli_instance_fail(c, rc, sql_hint(rc));
     }
   } else {
     if ((rc = cli_open_meta(c, 0)))
@@ -43,7 +44,7 @@ static int query(cli *c, const char *sql, char **json, int from_user) {
     if ((rc = chm_meta_query(c->m, sql, json)) != CHM_OK) {
       chm_free(*json);
       *json = NULL;
-      return cli_meta_fail(c, rc, from_user ? sql_hint(rc) : NULL);
+      return cli_meta_fail(c, rc, sql_hint(rc));
     }
   }
   return CLI_EXIT_OK;
@@ -80,37 +81,36 @@ int cli_cmd_guide(cli *c) {
                                      "data_type",          "is_primary_key",
                                      "foreign_key_target", "description"};
   const char *table = c->npos ? c->pos[0] : NULL;
-  cli_buf sql = {0};
   char *json = NULL;
   cli_jv *rows;
   cli_table t;
   int rc;
 
-  cli_buf_puts(&sql, "SELECT * FROM v_ai_schema_guide");
-  if (table) {
-    /* A string literal: single quotes doubled, nothing else is special. */
-    cli_buf_puts(&sql, " WHERE table_name = '");
-    for (const char *p = table; *p; p++)
-      cli_buf_add(&sql, *p == '\'' ? "''" : p, *p == '\'' ? 2 : 1);
-    cli_buf_puts(&sql, "' COLLATE NOCASE");
+  if (c->instance && c->meta_given)
+    return cli_usage_error(c, "give --meta or --instance, not both");
+  if (c->instance) {
+    if ((rc = cli_open_instance(c, c->instance)))
+      return rc;
+    rc = chm_instance_guide(c->inst, table, &json);
+  } else {
+    if ((rc = cli_open_meta(c, 0)))
+      return rc;
+    rc = chm_meta_guide(c->m, table, &json);
   }
-  rc = query(c, sql.s, &json, 0);
-  cli_buf_free(&sql);
-  if (rc)
-    return rc;
-  if (!(rows = parse_rows(c, json))) {
-    chm_free(json);
-    return c->status;
-  }
-  if (table && rows->n == 0) {
+  if (rc != CHM_OK) {
+    /* CHM_NOTFOUND: the library's message names the table and the store */
     cli_buf hint = {0};
-    cli_buf_printf(&hint, "run 'chameleon guide --%s %s' to list every table",
-                   c->instance ? "instance" : "meta", store_path(c));
-    cli_error(c, CLI_EXIT_NOTFOUND, hint.s,
-              "no table '%s' in the schema guide of '%s'", table,
-              store_path(c));
+    int code;
+    if (rc == CHM_NOTFOUND)
+      cli_buf_printf(&hint, "run 'chameleon guide --%s %s' to list every "
+                     "table", c->instance ? "instance" : "meta", store_path(c));
+    code = c->instance ? cli_instance_fail(c, rc, hint.s)
+                       : cli_meta_fail(c, rc, hint.s);
     cli_buf_free(&hint);
-    cli_json_free(rows);
+    chm_free(json);
+    return code;
+  }
+  if (!(rows = parse_rows(c, json))) {
     chm_free(json);
     return c->status;
   }
@@ -146,7 +146,7 @@ int cli_cmd_sql(cli *c) {
   const cli_jv *first;
   int rc;
 
-  rc = query(c, c->pos[0], &json, 1);
+  rc = query(c, c->pos[0], &json);
   if (rc)
     return rc;
   if (c->json) {

@@ -5,15 +5,36 @@
 **
 ** Two opaque handles: chm_meta (a meta-store of workflow blueprints) and
 ** chm_instance (one air-gapped instance store). Each owns one SQLite
-** connection and one sandboxed lua_State. A handle is not thread-safe: use
-** it from one thread at a time. Different handles are independent.
+** connection and one sandboxed lua_State.
+**
+** Threads. A handle has no lock: call it from one thread at a time (two
+** threads may take turns, with their own synchronisation between calls);
+** two calls on one handle at once are undefined behaviour. Different
+** handles are independent and may be used from different threads at the
+** same time, even on the same store file: SQLite's file locks serialise
+** writers, and a writer that waits longer than 10 s fails with CHM_DB.
+** Exceptions, callable from any thread at any time: chm_meta_interrupt and
+** chm_instance_interrupt (also async-signal-safe); the chm_clock_*
+** functions (one atomic process-wide value, see "Time"); chm_version,
+** chm_errstr, chm_errname, chm_limits_default and chm_free (no shared
+** state). A skill callback (chm_register_skill) runs on the thread that
+** called chm_run.
 **
 ** Error model (SQLite's): every function returns an int status (CHM_OK on
 ** success) or a pointer that is NULL on failure, never a mix.
 ** chm_errstr(rc) gives the static message of a code; chm_meta_errmsg() /
 ** chm_instance_errmsg() give the detailed message of the last failure on
-** that handle. Strings returned through `char **out` are allocated by the
-** library and freed by the caller with chm_free().
+** that handle. Each contract below lists the codes the function returns
+** and when. Every function taking a handle also returns CHM_MISUSE for a
+** NULL or closed handle or a missing required argument (without touching
+** the handle's message when the handle itself is NULL), and may return
+** CHM_NOMEM when memory runs out; these two are not repeated below.
+**
+** Memory. Strings returned through `char **out` are allocated by the
+** library and freed by the caller with chm_free(); on failure they are set
+** to NULL unless the contract says a report is still returned. Strings
+** passed in are only read during the call; the library keeps no pointer
+** to them (a skill's `ud` is the one pointer it keeps).
 */
 #ifndef CHAMELEON_H
 #define CHAMELEON_H
@@ -98,22 +119,42 @@ void chm_limits_default(chm_limits *out);
 /* Time: one clock for the whole engine                                   */
 /* ===================================================================== */
 
+/*
+** One clock for the whole process, read by every handle for timestamps,
+** leases and stale limits (never for script deadlines, which use a
+** monotonic counter the virtual clock does not touch). Its state is one
+** C11 atomic int64: every chm_clock_* function may be called from any
+** thread, concurrently with each other and with calls on any handle; a
+** reader always sees a whole value some call stored. What is NOT
+** guaranteed: ordering against another thread's operation. A token
+** operation reads the clock once, when its transaction begins, so a
+** change made meanwhile shows up in the next operation, not in the middle
+** of one.
+*/
+
 /* chm_clock_set_virtual(ms): from now on the engine's clock reads `ms`
-** (milliseconds since the Unix epoch) until advanced or reset. Process-wide;
-** for tests, replay and simulation. */
+** (milliseconds since the Unix epoch; INT64_MIN is taken as INT64_MIN+1)
+** until advanced, set again or reset. Process-wide, atomic; for tests,
+** replay and simulation. Cannot fail. */
 void chm_clock_set_virtual(int64_t ms);
 
-/* chm_clock_advance(ms): move the virtual clock forward (no-op when the
-** real clock is in use). */
+/* chm_clock_advance(ms): add ms (may be negative) to the virtual clock, as
+** one atomic read-modify-write (two concurrent advances both count). A
+** no-op when the real clock is in use, including when another thread
+** restores it concurrently. Cannot fail. */
 void chm_clock_advance(int64_t ms);
 
-/* chm_clock_set_real(): go back to the real clock. */
+/* chm_clock_set_real(): go back to the real clock (CLOCK_REALTIME).
+** Atomic; cannot fail. */
 void chm_clock_set_real(void);
 
-/* chm_clock_is_virtual() -> 1 when a virtual clock is installed. */
+/* chm_clock_is_virtual() -> 1 when a virtual clock is installed, else 0
+** (a snapshot: another thread may change it right after). */
 int chm_clock_is_virtual(void);
 
-/* chm_clock_now() -> the engine's current time, ms since the epoch. */
+/* chm_clock_now() -> the engine's current time, ms since the epoch: the
+** virtual reading when one is installed, else the real clock. Atomic
+** snapshot; cannot fail. */
 int64_t chm_clock_now(void);
 
 /* ===================================================================== */
@@ -126,36 +167,55 @@ typedef struct chm_meta chm_meta;
 ** its schema) if missing, migrating an older schema in one transaction.
 ** On success *m is a new handle the caller closes with chm_meta_close. On
 ** failure *m is still set when a handle could be allocated (read its
-** message with chm_meta_errmsg, then close it), else NULL. */
+** message with chm_meta_errmsg, then close it), else NULL.
+** Errors: CHM_MISUSE (m NULL: nothing allocated; path NULL or "": *m set),
+** CHM_IO (the file cannot be opened or created), CHM_DB (not an SQLite
+** database, a migration failed, or the schema is newer than this
+** library). */
 int chm_meta_open(const char *path, chm_meta **m);
 
 /* chm_meta_close(m): finalize statements, close the database and the Lua
-** state. NULL-safe. Returns CHM_OK. */
+** state, free m. NULL-safe. Always returns CHM_OK. */
 int chm_meta_close(chm_meta *m);
 
 /* chm_meta_errmsg(m) -> detailed message of the last failure on m (or
-** "ok"). Owned by m; valid until the next call on m. */
+** "ok"). Owned by m; valid until the next call on m. m NULL gives a static
+** "no handle (out of memory?)". Never NULL. */
 const char *chm_meta_errmsg(const chm_meta *m);
 
 /* chm_meta_import(m, path, &report): load a workflow file (.lua or .json),
 ** validate it and store it as a new version of its workflow, atomically.
 ** An unchanged definition of an existing name stores nothing. *report
-** (JSON, caller frees) is {"name","version","status":"created"|
-** "unchanged","workflow_id"}. On CHM_INVALID the errmsg lists every
-** violation, one per line; nothing was written. */
+** (JSON, caller frees; report may be NULL) is {"name","version","status":
+** "created"|"unchanged","workflow_id"}.
+** Errors: CHM_IO (path cannot be read), CHM_INVALID (the file does not
+** parse or run, or breaks a validation rule: the errmsg lists every
+** violation, one per line; nothing was written), CHM_SCRIPT (the store
+** failed underneath, e.g. locked or full: the message carries SQLite's
+** text), CHM_MEMORY (the handle's Lua heap cap was reached). */
 int chm_meta_import(chm_meta *m, const char *path, char **report);
 
 /* chm_meta_validate(m, path, &report): as import, but writes nothing.
-** *report is {"name", "ok":true|false, "errors":[...]} (caller frees).
-** Returns CHM_OK when valid, CHM_INVALID otherwise. */
+** *report is {"file","name","ok":true|false,"errors":[message...]}
+** ("name" null when the file does not parse; caller frees; report may be
+** NULL). Returns CHM_OK when valid; CHM_INVALID when not, with *report
+** still set and the errmsg listing the violations one per line. Other
+** errors as chm_meta_import (CHM_IO, CHM_SCRIPT, CHM_MEMORY). */
 int chm_meta_validate(chm_meta *m, const char *path, char **report);
 
 /* chm_meta_list(m, &json): every workflow with its versions, as a JSON
-** array (caller frees). */
+** array ordered by name (caller frees): [{"name","latest","description",
+** "versions":[{"version","workflow_id","created_at"}]}]; [] when empty.
+** Errors: CHM_SCRIPT (the store failed underneath), CHM_MEMORY. */
 int chm_meta_list(chm_meta *m, char **json);
 
 /* chm_meta_show(m, name, version, &json): one stored workflow (version 0 =
-** latest) with roles, interactions, components, guardians, actors. */
+** latest): its canonical definition (name, roles, interactions,
+** components, guardians, actors, assignments...) plus "workflow_id",
+** "version", "created_at", "canonical_hash" and "source_name" (caller
+** frees). Errors: CHM_NOTFOUND (no workflow `name`, or not that version:
+** the message names both), CHM_SCRIPT (the store failed underneath),
+** CHM_MEMORY. */
 int chm_meta_show(chm_meta *m, const char *name, int version, char **json);
 
 /* Export formats for chm_meta_export. */
@@ -163,28 +223,60 @@ enum chm_export_format { CHM_EXPORT_JSON = 0, CHM_EXPORT_DOT = 1 };
 
 /* chm_meta_export(m, name, version, format, &text): the canonical JSON
 ** definition (import of it gives back the same text) or a Graphviz DOT
-** picture. Caller frees *text. */
+** picture of workflow `name` (version 0 = latest). Caller frees *text.
+** Errors: CHM_MISUSE (format is neither CHM_EXPORT_JSON nor
+** CHM_EXPORT_DOT), CHM_NOTFOUND (as chm_meta_show), CHM_SCRIPT,
+** CHM_MEMORY. */
 int chm_meta_export(chm_meta *m, const char *name, int version, int format,
                     char **text);
 
 /* chm_meta_instantiate(m, name, version, path, instance_name, &report):
 ** deep-copy workflow `name` (version 0 = latest) and every child workflow
 ** it reaches into a new instance store at `path` (which must not exist).
-** *report is {"instance_id","path","workflows":[...]} (caller frees). */
+** instance_name NULL = "<name>@<first 13 characters of the instance id>".
+** *report (caller frees; report may be NULL) is {"instance_id","name",
+** "path","workflows":[{"name","version","local_workflow_id",
+** "original_workflow_id","is_master"}]}, master first.
+** Errors: CHM_EXISTS (a file is already at `path`; nothing is touched),
+** CHM_NOTFOUND (no workflow `name` or not that version), CHM_INVALID (two
+** versions of one child workflow are reached; an actor declared with two
+** types; an actor named "system" that is not of type SYSTEM), CHM_IO /
+** CHM_DB (the new store cannot be created), CHM_SCRIPT (a store failed
+** underneath), CHM_MEMORY. On any failure the half-made file is
+** removed. */
 int chm_meta_instantiate(chm_meta *m, const char *name, int version,
                          const char *path, const char *instance_name,
                          char **report);
 
 /* chm_meta_query(m, sql, &json): run one read-only SQL statement and
-** return its rows as a JSON array of objects (caller frees). Statements
-** that would write are refused with CHM_DENIED. */
+** return its rows as a JSON array of objects (caller frees; [] for none).
+** Errors: CHM_DENIED (more than one statement, a statement that would
+** write, BEGIN/SAVEPOINT, ATTACH/DETACH, or a PRAGMA that sets a value),
+** CHM_DB (SQL error, empty statement), CHM_BUDGET (interrupted, or ran
+** past the 600 s deadline of trusted work), CHM_MEMORY (the rows do not
+** fit the handle's Lua heap cap). */
 int chm_meta_query(chm_meta *m, const char *sql, char **json);
+
+/* chm_meta_guide(m, table, &json): the schema guide of the meta-store
+** (the view v_ai_schema_guide): one row per column, and per table, with
+** "table_name","column_name","data_type","is_primary_key",
+** "foreign_key_target","description" (and the view's other columns), as
+** a JSON array (caller frees). table NULL = every table; otherwise only
+** that table, matched without regard to case (any text is safe: it is
+** bound as a literal, never spliced into SQL).
+** Errors: CHM_NOTFOUND when `table` has no row ("no table 'X' in the
+** schema guide of 'PATH'"); otherwise as chm_meta_query (CHM_DB,
+** CHM_BUDGET, CHM_MEMORY). */
+int chm_meta_guide(chm_meta *m, const char *table, char **json);
 
 /* chm_meta_eval(m, source, limits, &json): run a Lua chunk in a fresh
 ** sandbox environment of m's Lua state under `limits` (NULL = defaults)
 ** and return its first result encoded as JSON (caller frees). A script
 ** failure returns CHM_SCRIPT / CHM_BUDGET / CHM_MEMORY with the message in
-** chm_meta_errmsg; the handle stays usable. */
+** chm_meta_errmsg; the handle stays usable. CHM_SCRIPT covers a syntax
+** error, a runtime error and a result JSON cannot hold; CHM_BUDGET the
+** instruction budget, the deadline and chm_meta_interrupt; CHM_MEMORY the
+** heap cap. A result of nil gives the text "null". */
 int chm_meta_eval(chm_meta *m, const char *source, const chm_limits *limits,
                   char **json);
 
@@ -196,34 +288,58 @@ typedef struct chm_instance chm_instance;
 
 /* chm_instance_open(path, &inst): open an existing instance store (never
 ** creates one: use chm_meta_instantiate). Migrates an older schema. Same
-** *inst rules as chm_meta_open. The meta-store is never consulted. */
+** *inst rules as chm_meta_open. The meta-store is never consulted.
+** Errors: CHM_MISUSE (inst NULL; path NULL or ""), CHM_NOTFOUND (no file
+** at path), CHM_IO (the file cannot be opened), CHM_DB (not an SQLite
+** database, a migration failed, or the schema is newer than this
+** library). */
 int chm_instance_open(const char *path, chm_instance **inst);
 
-/* chm_instance_close(inst): NULL-safe; returns CHM_OK. */
+/* chm_instance_close(inst): finalize statements, close the database and
+** the Lua state, free inst; skills registered on it are dropped (their
+** `ud` is not touched). NULL-safe. Always returns CHM_OK. */
 int chm_instance_close(chm_instance *inst);
 
-/* chm_instance_errmsg(inst) -> detailed last message, owned by inst. */
+/* chm_instance_errmsg(inst) -> detailed message of the last failure on
+** inst (or "ok"). Owned by inst; valid until the next call on inst. inst
+** NULL gives a static "no handle (out of memory?)". Never NULL. */
 const char *chm_instance_errmsg(const chm_instance *inst);
 
 /* chm_instance_describe(inst, &json): the instance context and its
-** workflows, roles, interactions, components, guardians, actors and
-** assignments, read from the instance store alone (caller frees). */
+** workflows, read from the instance store alone (caller frees):
+** {"instance":{Instance_Context row},"workflows":[{definition with roles,
+** interactions, components, guardians, actors, assignments, plus
+** "local_workflow_id","original_workflow_id","version","is_master"}]},
+** master first. Errors: CHM_CORRUPT (no Instance_Context row: the file
+** was never instantiated), CHM_SCRIPT (the store failed underneath),
+** CHM_MEMORY. */
 int chm_instance_describe(chm_instance *inst, char **json);
 
 /* chm_instance_dot(inst, &text): a Graphviz DOT picture of the master
 ** workflow with, on each interaction, the number of tokens that ever
-** entered it and the number there now (caller frees). */
+** entered it and the number there now ("N tokens, M here"; caller frees).
+** Errors: CHM_CORRUPT (no master workflow), CHM_SCRIPT (the store failed
+** underneath), CHM_MEMORY. */
 int chm_instance_dot(chm_instance *inst, char **text);
 
 /* chm_instance_validate(inst, &report): re-run the import validation on
-** every workflow held by the instance. CHM_OK when valid, CHM_INVALID
-** otherwise; *report as chm_meta_validate (caller frees). */
+** every workflow held by the instance. *report (caller frees; report may
+** be NULL) is {"ok","errors":[message...],"workflows":[names]}. CHM_OK
+** when valid; CHM_INVALID otherwise, with *report still set and the
+** errmsg listing the violations. Also CHM_SCRIPT, CHM_MEMORY. */
 int chm_instance_validate(chm_instance *inst, char **report);
 
-/* chm_instance_query(inst, sql, &json): read-only SQL, as chm_meta_query. */
+/* chm_instance_query(inst, sql, &json): read-only SQL on the instance
+** store; contract and errors as chm_meta_query. Works while the instance
+** is paused. */
 int chm_instance_query(chm_instance *inst, const char *sql, char **json);
 
-/* chm_instance_eval(inst, source, limits, &json): as chm_meta_eval. */
+/* chm_instance_guide(inst, table, &json): the schema guide of the
+** instance store; contract and errors as chm_meta_guide. */
+int chm_instance_guide(chm_instance *inst, const char *table, char **json);
+
+/* chm_instance_eval(inst, source, limits, &json): contract and errors as
+** chm_meta_eval, in inst's Lua state. */
 int chm_instance_eval(chm_instance *inst, const char *source,
                       const chm_limits *limits, char **json);
 
@@ -244,18 +360,25 @@ int chm_instance_eval(chm_instance *inst, const char *source,
 ** valid beginning; append the next line and call again. Otherwise the
 ** chunk failed (CHM_SCRIPT, CHM_BUDGET, CHM_MEMORY): the handle's errmsg
 ** holds the message with a traceback, *out (caller frees; NULL for
-** nothing) what print wrote before the failure; the session goes on. */
+** nothing) what print wrote before the failure; the session goes on. The
+** bound functions report the engine's own failures inside the session
+** (as Lua errors), never as this call's status. */
 int chm_instance_repl(chm_instance *inst, const char *chunk, char **out);
 int chm_meta_repl(chm_meta *m, const char *chunk, char **out);
 
 /* chm_instance_repl_names / chm_meta_repl_names(h, &json): the names
-** bound in the session, as a JSON array (for completion; caller frees). */
+** bound in the session, as a JSON array (for completion; caller frees).
+** Errors: only CHM_MISUSE / CHM_NOMEM (and CHM_SCRIPT, CHM_MEMORY if the
+** session's state failed). */
 int chm_instance_repl_names(chm_instance *inst, char **json);
 int chm_meta_repl_names(chm_meta *m, char **json);
 
 /* chm_instance_interrupt(inst) / chm_meta_interrupt(m): stop the chunk
 ** running on that handle with the error "interrupted" at its next budget
-** check. Async-signal-safe: call it from a SIGINT handler. */
+** check (a query stops within 1000 SQLite VM steps; chm_run stops between
+** operations). Async-signal-safe and callable from any thread while
+** another thread is inside a call on the handle: it only sets a flag.
+** NULL-safe; no effect when nothing runs (the next call clears it). */
 void chm_instance_interrupt(chm_instance *inst);
 void chm_meta_interrupt(chm_meta *m);
 
@@ -268,8 +391,12 @@ void chm_meta_interrupt(chm_meta *m);
 
 /*
 ** Every function below acts on one instance handle and is one SQLite
-** transaction (BEGIN IMMEDIATE ... COMMIT): either all of its effect is
-** written, log rows included, or none of it. Refusals return a status and
+** transaction (BEGIN IMMEDIATE ... COMMIT; queries a read transaction):
+** either all of its effect is written, log rows included, or none of it.
+** Besides CHM_MISUSE and CHM_NOMEM, every one of them may return CHM_DB
+** (SQLite failed, e.g. another writer held the store for over 10 s) and
+** CHM_CORRUPT (the store has no Instance_Context row); these are not
+** repeated below. Refusals return a status and
 ** leave a message naming the token, its status and what was expected in
 ** chm_instance_errmsg(). Strings returned through `char **` are JSON text
 ** (unless said otherwise), allocated by the library, freed with chm_free;
@@ -285,8 +412,9 @@ void chm_meta_interrupt(chm_meta *m);
 ** and chm_verify still work.
 */
 
-/* chm_set_lease_ms(inst, ms): lease length given by later checkouts on
-** this handle (default 300000 ms). ms must be > 0, else CHM_MISUSE. */
+/* chm_set_lease_ms(inst, ms): lease length given by later checkouts (and
+** heartbeats, resumes) on this handle (default 300000 ms). Writes
+** nothing. ms must be > 0, else CHM_MISUSE. No other error. */
 int chm_set_lease_ms(chm_instance *inst, int64_t ms);
 
 /* chm_genesis(inst, workflow, attrs_json, actor, &uow_id): create a base
@@ -298,7 +426,9 @@ int chm_set_lease_ms(chm_instance *inst, int64_t ms);
 ** ACTIVE assignment on the ALPHA role (CHM_DENIED). Its max_interactions
 ** is the workflow's. *uow_id (caller frees) is the new token id.
 ** Errors: CHM_NOTFOUND (workflow, actor), CHM_DENIED, CHM_INVALID
-** (attrs_json not a JSON object), CHM_STATE (instance paused). */
+** (attrs_json not a JSON object; no route matches and the workflow has no
+** Ate to take the token), CHM_STATE
+** (instance paused). */
 int chm_genesis(chm_instance *inst, const char *workflow,
                 const char *attrs_json, const char *actor, char **uow_id);
 
@@ -321,15 +451,18 @@ int chm_genesis(chm_instance *inst, const char *workflow,
 ** "finished_child_count"} plus "child_uow_id" for a gateway.
 ** CHM_NOTFOUND when no token is eligible ("no work for role 'F-02' in
 ** 'extracted'"); rejections and zombies found on the way are committed.
-** Errors: CHM_NOTFOUND (actor, role, interaction), CHM_DENIED (no ACTIVE
-** assignment), CHM_INVALID (ALPHA role), CHM_STATE. */
+** Errors: CHM_NOTFOUND (actor, role, interaction; no eligible token),
+** CHM_DENIED (no ACTIVE assignment), CHM_INVALID (ALPHA role; a role name
+** found in several workflows: name it "workflow/role"), CHM_STATE
+** (instance paused). */
 int chm_checkout(chm_instance *inst, const char *actor, const char *role,
                  const char *interaction, char **token_json);
 
 /* chm_heartbeat(inst, uow_id, actor): extend the lease of an ACTIVE token
 ** the actor holds to now + lease length. Does not change the token's
-** version. Errors: CHM_NOTFOUND, CHM_STATE (not ACTIVE, lease expired),
-** CHM_DENIED (another holder). */
+** version. actor is required. Errors: CHM_NOTFOUND (actor, token),
+** CHM_STATE (not ACTIVE, lease expired, instance paused), CHM_DENIED
+** (another holder). */
 int chm_heartbeat(chm_instance *inst, const char *uow_id, const char *actor);
 
 /* chm_submit(inst, uow_id, actor, version, changes_json, &result_json):
@@ -347,15 +480,17 @@ int chm_heartbeat(chm_instance *inst, const char *uow_id, const char *actor);
 ** its children; a child-workflow token returns to its gateway token).
 ** *result_json (caller frees, may be NULL): {"uow_id","status",
 ** "interaction","version","children":[ids]}.
-** Errors: CHM_NOTFOUND, CHM_CONFLICT, CHM_STATE, CHM_DENIED, CHM_INVALID
-** (malformed changes, children without a strategy, HOMOGENEOUS children
-** with different keys, give_up/end on the wrong role type). */
+** Errors: CHM_NOTFOUND (actor, token), CHM_CONFLICT, CHM_STATE (not
+** ACTIVE, lease expired, instance paused), CHM_DENIED (another holder),
+** CHM_INVALID (malformed changes, children without a strategy,
+** HOMOGENEOUS children with different keys, give_up/end on the wrong role
+** type). */
 int chm_submit(chm_instance *inst, const char *uow_id, const char *actor,
                int64_t version, const char *changes_json, char **result_json);
 
 /* chm_fail(inst, uow_id, actor, reason): ACTIVE token held by actor ->
-** FAILED in its workflow's Ate with reason (NULL = "failed by <actor>").
-** Errors as chm_heartbeat. */
+** FAILED in its workflow's Ate with reason (NULL = "failed by '<actor>'").
+** actor is required. Errors as chm_heartbeat. */
 int chm_fail(chm_instance *inst, const char *uow_id, const char *actor,
              const char *reason);
 
@@ -363,20 +498,24 @@ int chm_fail(chm_instance *inst, const char *uow_id, const char *actor,
 ** kill switch. Pause moves a live token (any status but PAUSED, FINALIZED,
 ** ARCHIVED) to PAUSED, remembering its status; resume restores it (an
 ** ACTIVE token gets a fresh lease). actor NULL = "system"; any existing
-** actor may do it. Errors: CHM_NOTFOUND, CHM_STATE. */
+** actor may do it. Errors: CHM_NOTFOUND (token, actor), CHM_STATE (pause
+** of a PAUSED, FINALIZED or ARCHIVED token; resume of a token that is
+** not PAUSED; instance paused). */
 int chm_pause(chm_instance *inst, const char *uow_id, const char *actor);
 int chm_resume(chm_instance *inst, const char *uow_id, const char *actor);
 
 /* chm_instance_pause(inst) / chm_instance_resume(inst): instance-wide
-** kill switch (Instance_Context.status PAUSED / ACTIVE). CHM_STATE when
-** already in that state. */
+** kill switch (Instance_Context.status PAUSED / ACTIVE), logged. Errors:
+** CHM_STATE when already in that state (or in another status). */
 int chm_instance_pause(chm_instance *inst);
 int chm_instance_resume(chm_instance *inst);
 
 /* chm_clarify(inst, uow_id, actor, text): an operator answers a token
 ** stuck in ZOMBIED_SOFT: stores text as a new version of the attribute
 ** "clarification", resets its checkout count and makes it PENDING again.
-** actor NULL = "system". Errors: CHM_NOTFOUND, CHM_STATE. */
+** actor NULL = "system". Errors: CHM_NOTFOUND (token, actor), CHM_STATE
+** (token not ZOMBIED_SOFT, instance paused), CHM_INVALID (text cannot be
+** stored as a JSON string). */
 int chm_clarify(chm_instance *inst, const char *uow_id, const char *actor,
                 const char *text);
 
@@ -384,25 +523,32 @@ int chm_clarify(chm_instance *inst, const char *uow_id, const char *actor,
 ** expired -> FAILED to Chronos) then stale sweep (PENDING tokens, and
 ** COMPLETED base tokens, that waited in an interaction longer than its
 ** stale_token_limit_seconds -> TIMEOUT to Chronos). One transaction per
-** token. *report_json (caller frees): {"zombies":N,"stale":N,
-** "zombie_ids":[...],"stale_ids":[...]}. */
+** token. *report_json (caller frees; may be NULL): {"zombies":N,
+** "stale":N,"zombie_ids":[...],"stale_ids":[...]}. Errors: CHM_STATE
+** (instance paused); tokens swept before a failure stay swept. */
 int chm_sweep(chm_instance *inst, char **report_json);
 
 /* ---- Memory (Local_Role_Attributes) -------------------------------- */
 
 /* chm_memory_set(inst, role, actor, key, value_json): write the role's
 ** Global Blueprint entry (actor NULL) or the actor's Personal Playbook
-** entry: replaces the value of an existing (role, actor, key) row. */
+** entry: replaces the value of an existing (role, actor, key) row, else
+** adds one; logs MEMORY_SET. role, a non-empty key and value_json are
+** required (CHM_MISUSE). Errors: CHM_INVALID (value_json is not JSON; a
+** role name found in several workflows), CHM_NOTFOUND (role, actor),
+** CHM_STATE (instance paused). */
 int chm_memory_set(chm_instance *inst, const char *role, const char *actor,
                    const char *key, const char *value_json);
 
 /* chm_memory_mark_toxic(inst, memory_id): flag a memory row as toxic
-** (never handed out again). CHM_NOTFOUND if no such row. */
+** (never handed out again); logged. Errors: CHM_NOTFOUND (no such row),
+** CHM_STATE (instance paused). */
 int chm_memory_mark_toxic(chm_instance *inst, const char *memory_id);
 
 /* chm_memory_decay(inst, days, &removed): delete memory rows not read
 ** (nor written, when never read) for `days` days (>= 0); *removed (may be
-** NULL) receives how many. */
+** NULL) receives how many. days < 0 is CHM_MISUSE. Errors: CHM_STATE
+** (instance paused). */
 int chm_memory_decay(chm_instance *inst, int days, int *removed);
 
 /* ---- Queries (allowed while the instance is paused) ---------------- */
@@ -412,27 +558,32 @@ int chm_memory_decay(chm_instance *inst, int days, int *removed);
 ** "child_count","finished_child_count","checkout_count",
 ** "max_interactions","lease":{"holder","expires_at"}|null,
 ** "paused_from_status","failure_reason","entered_at","created_at",
-** "updated_at","context":{},"attributes":{},"rejections":[...]}. */
+** "updated_at","context":{},"attributes":{},"rejections":[...]} (caller
+** frees). Errors: CHM_NOTFOUND (no token uow_id). */
 int chm_token_get(chm_instance *inst, const char *uow_id, char **json);
 
 /* chm_token_history(inst, uow_id, &json): the token's log rows in order:
 ** [{"log_id","timestamp","event","from_status","to_status","actor",
-** "role","interaction","decision","guardian","details"}]. */
+** "role","interaction","decision","guardian","details"}] (caller frees).
+** Errors: CHM_NOTFOUND (no token uow_id). */
 int chm_token_history(chm_instance *inst, const char *uow_id, char **json);
 
 /* chm_token_attributes(inst, uow_id, &json): every version of every
 ** attribute: [{"key","version","value","actor","reasoning","created_at",
-** "lineage_attribute_id"}] ordered by key, version. */
+** "lineage_attribute_id"}] ordered by key, version (caller frees).
+** Errors: CHM_NOTFOUND (no token uow_id). */
 int chm_token_attributes(chm_instance *inst, const char *uow_id, char **json);
 
 /* chm_queues(inst, &json): one entry per interaction (master workflow
 ** first, declaration order): [{"workflow","interaction","consumers":
-** [role names],"counts":{"PENDING":n,...},"total":n}]. */
+** [role names],"counts":{"PENDING":n,...},"total":n}] (caller frees).
+** No error of its own. */
 int chm_queues(chm_instance *inst, char **json);
 
 /* chm_tokens(inst, status, &json): tokens (all, or those in `status`),
 ** oldest first: [{"uow_id","status","workflow","interaction","version",
-** "parent_id","entered_at"}]. CHM_INVALID for an unknown status. */
+** "parent_id","entered_at"}] (caller frees). Errors: CHM_INVALID for an
+** unknown status (the message lists the statuses). */
 int chm_tokens(chm_instance *inst, const char *status, char **json);
 
 /* chm_verify(inst, &report_json): walk Interaction_Logs in log_id order
@@ -440,9 +591,9 @@ int chm_tokens(chm_instance *inst, const char *status, char **json);
 ** "first_bad":null,"head_log_id":N,"head_hash":"<hex>"} (the head is null
 ** for an empty log), or CHM_CORRUPT naming the first bad row ("Interaction_
 ** Logs row 17 does not match its hash (...)") with "ok":false and
-** "first_bad":17 in the report (still returned). Nothing anchors the tail:
-** deleting the newest rows is not detected; keep the head elsewhere and
-** compare. */
+** "first_bad":17 in the report (still returned; caller frees). Nothing
+** anchors the tail: deleting the newest rows is not detected; keep the
+** head elsewhere and compare. */
 int chm_verify(chm_instance *inst, char **report_json);
 
 /* ---- The run loop and skills --------------------------------------- */
@@ -465,7 +616,9 @@ typedef struct chm_run_opts {
 ** (chm_instance_interrupt from another thread or a signal handler) stops
 ** the run between operations with CHM_BUDGET; an operation it lands in is
 ** rolled back, leaving its token where it was; the report still tells
-** what was done. */
+** what was done. Errors: CHM_NOTFOUND (the instance has no actor
+** "system"), CHM_STATE (instance paused), CHM_BUDGET (interrupted);
+** failures of steps are not errors of the run. */
 int chm_run(chm_instance *inst, const chm_run_opts *opts, char **report_json);
 
 /* A skill: a C function step scripts call as ctx.skills.<name>(args).
@@ -478,7 +631,10 @@ typedef int (*chm_skill_cb)(void *ud, const char *args_json, char **result_json,
 
 /* chm_register_skill(inst, name, cb, ud): make cb callable by step
 ** functions of this handle as ctx.skills[name]; registering a name again
-** replaces it. name: letters, digits and '_' (CHM_MISUSE otherwise). */
+** replaces it. name: letters, digits and '_' (CHM_MISUSE otherwise, and
+** for a NULL cb). The library keeps cb and ud until inst is closed and
+** never frees ud. cb runs on the thread calling chm_run, inside a step;
+** it must not call the library on inst. */
 int chm_register_skill(chm_instance *inst, const char *name, chm_skill_cb cb,
                        void *ud);
 

@@ -2,18 +2,26 @@
 ** clock.c — the engine's one clock source. Real time by default; a
 ** virtual clock (set by tests, replay and simulation) replaces it for the
 ** whole process. Deadlines use a separate monotonic counter that the
-** virtual clock never touches.
+** virtual clock never touches. The virtual clock is one C11 atomic int64
+** (INT64_MIN while the real clock is in use), so the chm_clock_* functions
+** may be called from any thread, concurrently with each other and with
+** engine calls on any handle: each read sees one whole value that some
+** call stored, never a torn one.
 */
+#include <stdatomic.h>
 #include <time.h>
 
 #include "chm_int.h"
 
-static int virtual_on = 0;     /* 1 while a virtual clock is installed */
-static int64_t virtual_ms = 0; /* its current reading, ms since epoch */
+#define REAL_CLOCK INT64_MIN /* the virtual reading meaning "none installed" */
+
+/* The virtual clock's reading in ms since the epoch, or REAL_CLOCK. */
+static _Atomic int64_t virtual_ms = REAL_CLOCK;
 
 int64_t chm__now_ms(void) {
   struct timespec ts;
-  if (virtual_on) return virtual_ms;
+  int64_t v = atomic_load(&virtual_ms);
+  if (v != REAL_CLOCK) return v;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
@@ -25,16 +33,24 @@ int64_t chm__mono_ms(void) {
 }
 
 void chm_clock_set_virtual(int64_t ms) {
-  virtual_on = 1;
-  virtual_ms = ms;
+  /* INT64_MIN is the "real clock" mark; no epoch reading is that far back */
+  atomic_store(&virtual_ms, ms == REAL_CLOCK ? REAL_CLOCK + 1 : ms);
 }
 
 void chm_clock_advance(int64_t ms) {
-  if (virtual_on) virtual_ms += ms;
+  int64_t v = atomic_load(&virtual_ms);
+  /* compare-and-swap: an advance racing with set_real or set_virtual
+  ** either applies to the value it read or retries; it never resurrects
+  ** a virtual clock that was just removed */
+  while (v != REAL_CLOCK &&
+         !atomic_compare_exchange_weak(&virtual_ms, &v, v + ms))
+    ;
 }
 
-void chm_clock_set_real(void) { virtual_on = 0; }
+void chm_clock_set_real(void) { atomic_store(&virtual_ms, REAL_CLOCK); }
 
-int chm_clock_is_virtual(void) { return virtual_on; }
+int chm_clock_is_virtual(void) {
+  return atomic_load(&virtual_ms) != REAL_CLOCK;
+}
 
 int64_t chm_clock_now(void) { return chm__now_ms(); }

@@ -39,6 +39,11 @@ int chm__read_file(const char *path, char **text, size_t *len, char **err);
 /* chm__core_query(c, sql, &json): one read-only statement → JSON rows. */
 int chm__core_query(chm__core *c, const char *sql, char **out);
 
+/* chm__core_guide(c, table, &json): rows of v_ai_schema_guide (all, or
+** those of `table`, case-insensitive) as JSON (guide.c). CHM_NOTFOUND,
+** naming the table and the store, when `table` has no row. */
+int chm__core_guide(chm__core *c, const char *table, char **out);
+
 /* chm__core_eval(c, src, limits, &json): sandboxed chunk → JSON result. */
 int chm__core_eval(chm__core *c, const char *src, const chm_limits *limits,
                    char **out);

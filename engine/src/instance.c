@@ -65,6 +65,12 @@ int chm_instance_query(chm_instance *inst, const char *sql, char **json) {
   return chm__core_query(&inst->core, sql, json);
 }
 
+int chm_instance_guide(chm_instance *inst, const char *table, char **json) {
+  if (json != NULL) *json = NULL;
+  CHECK(inst, json != NULL);
+  return chm__core_guide(&inst->core, table, json);
+}
+
 int chm_instance_eval(chm_instance *inst, const char *source,
                       const chm_limits *limits, char **json) {
   CHECK(inst, source != NULL && json != NULL);

@@ -86,6 +86,87 @@ static int finish(lua_State *L, int rc, char *out, const char *msg,
   return 3;
 }
 
+/* ---- option tables ------------------------------------------------------- */
+
+/* Option tables ({instructions=...}, {batch=...}) are checked by name: a
+** wrong value or an unknown key raises an error naming the function and
+** the option ("eval: option 'instructions' must be a positive integer, got
+** string"), never a stack index. */
+
+/* Raises unless the value at idx is nil or a table whose keys are all in
+** `known` (NULL-terminated). Returns 1 when a table is there.
+**   [-0, +0, v] */
+static int check_options(lua_State *L, int idx, const char *fn,
+                         const char *const *known) {
+  if (lua_isnoneornil(L, idx))
+    return 0;
+  if (!lua_istable(L, idx))
+    return luaL_error(L, "%s: options must be a table, got %s", fn,
+                      luaL_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    const char *const *k = known;
+    lua_pop(L, 1); /* the value */
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (; *k != NULL; k++)
+        if (strcmp(*k, lua_tostring(L, -1)) == 0)
+          break;
+    if (lua_type(L, -1) != LUA_TSTRING || *k == NULL) {
+      const char *key = luaL_tolstring(L, -1, NULL); /* [key, name] */
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (k = known; *k != NULL; k++) {
+        luaL_addstring(&b, k == known ? "" : ", ");
+        luaL_addstring(&b, *k);
+      }
+      luaL_pushresult(&b); /* [key, name, list] */
+      return luaL_error(L, "%s: unknown option '%s' (known: %s)", fn, key,
+                        lua_tostring(L, -1));
+    }
+  }
+  return 1;
+}
+
+/* The integer option `key` of the options table at idx, at least `min`
+** (0 or 1), or 0 when absent. Raises naming fn and key.   [-0, +0, v] */
+static lua_Integer opt_int(lua_State *L, int idx, const char *fn,
+                           const char *key, lua_Integer min,
+                           lua_Integer max) {
+  lua_Integer v;
+  int isnum;
+  lua_getfield(L, idx, key);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  v = lua_tointegerx(L, -1, &isnum);
+  if (!isnum || v < min)
+    return luaL_error(L, "%s: option '%s' must be a %s integer, got %s", fn,
+                      key, min > 0 ? "positive" : "non-negative",
+                      lua_type(L, -1) == LUA_TNUMBER
+                          ? luaL_tolstring(L, -1, NULL)
+                          : luaL_typename(L, -1));
+  if (v > max)
+    return luaL_error(L, "%s: option '%s' must be at most %I, got %I", fn,
+                      key, (LUAI_UACINT)max, (LUAI_UACINT)v);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* The string option `key` of the options table at idx, or NULL when
+** absent. The value stays on the stack (it anchors the string).
+**   [-0, +1, v] */
+static const char *opt_str(lua_State *L, int idx, const char *fn,
+                           const char *key) {
+  lua_getfield(L, idx, key);
+  if (lua_isnil(L, -1))
+    return NULL;
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "%s: option '%s' must be a string, got %s", fn, key,
+               luaL_typename(L, -1));
+  return lua_tostring(L, -1);
+}
+
 /* ---- meta-store ---------------------------------------------------------- */
 
 static chm_meta *checkmeta(lua_State *L) {
@@ -173,14 +254,23 @@ static int l_meta_instantiate(lua_State *L) {
   const char *iname = NULL;
   int version = 0, rc;
   char *out = NULL;
-  if (!lua_isnoneornil(L, 4)) {
-    luaL_checktype(L, 4, LUA_TTABLE);
-    lua_getfield(L, 4, "name");
-    iname = lua_tostring(L, -1);
-    lua_getfield(L, 4, "version");
-    version = (int)luaL_optinteger(L, -1, 0);
+  static const char *const known[] = {"name", "version", NULL};
+  lua_settop(L, 4);
+  if (check_options(L, 4, "instantiate", known)) {
+    iname = opt_str(L, 4, "instantiate", "name");
+    version = (int)opt_int(L, 4, "instantiate", "version", 0, 0x7fffffff);
   }
   rc = chm_meta_instantiate(m, name, version, path, iname, &out);
+  return finish(L, rc, out, chm_meta_errmsg(m), 0);
+}
+
+/* meta:guide([table]) -> rows | nil, err, code   [-1|2, +1|3, e]
+** The schema guide (v_ai_schema_guide): every row, or those of one table
+** (any case); NOTFOUND names a table that is not there. */
+static int l_meta_guide(lua_State *L) {
+  chm_meta *m = checkmeta(L);
+  char *out = NULL;
+  int rc = chm_meta_guide(m, luaL_optstring(L, 2, NULL), &out);
   return finish(L, rc, out, chm_meta_errmsg(m), 0);
 }
 
@@ -192,19 +282,22 @@ static int l_meta_query(lua_State *L) {
   return finish(L, rc, out, chm_meta_errmsg(m), 0);
 }
 
-/* Reads {instructions=, deadline_ms=, memory_bytes=} at idx into lim. */
-static void check_limits(lua_State *L, int idx, chm_limits *lim) {
+/* Reads the limits table {instructions=, deadline_ms=, memory_bytes=} at
+** idx (nil: all defaults) into lim; fn names the caller in errors. Each
+** given limit must be a positive integer.   [-0, +0, v] */
+static void check_limits(lua_State *L, int idx, const char *fn,
+                         chm_limits *lim) {
+  static const char *const known[] = {"instructions", "deadline_ms",
+                                      "memory_bytes", NULL};
   memset(lim, 0, sizeof *lim);
-  if (lua_isnoneornil(L, idx))
+  if (!check_options(L, idx, fn, known))
     return;
-  luaL_checktype(L, idx, LUA_TTABLE);
-  lua_getfield(L, idx, "instructions");
-  lim->instructions = (uint64_t)luaL_optinteger(L, -1, 0);
-  lua_getfield(L, idx, "deadline_ms");
-  lim->deadline_ms = (uint32_t)luaL_optinteger(L, -1, 0);
-  lua_getfield(L, idx, "memory_bytes");
-  lim->memory_bytes = (size_t)luaL_optinteger(L, -1, 0);
-  lua_pop(L, 3);
+  lim->instructions =
+      (uint64_t)opt_int(L, idx, fn, "instructions", 1, LUA_MAXINTEGER);
+  lim->deadline_ms =
+      (uint32_t)opt_int(L, idx, fn, "deadline_ms", 1, 0xffffffff);
+  lim->memory_bytes =
+      (size_t)opt_int(L, idx, fn, "memory_bytes", 1, LUA_MAXINTEGER);
 }
 
 /* meta:eval(source [, limits]) -> value | nil, err, code */
@@ -213,8 +306,9 @@ static int l_meta_eval(lua_State *L) {
   chm_limits lim;
   char *out = NULL;
   int rc;
-  check_limits(L, 3, &lim);
-  rc = chm_meta_eval(m, luaL_checkstring(L, 2), &lim, &out);
+  const char *src = luaL_checkstring(L, 2);
+  check_limits(L, 3, "eval", &lim);
+  rc = chm_meta_eval(m, src, &lim, &out);
   if (rc == CHM_OK && out != NULL && strcmp(out, "null") == 0) {
     chm_free(out);
     lua_pushnil(L);
@@ -227,8 +321,9 @@ static const luaL_Reg meta_methods[] = {
     {"import", l_meta_import}, {"validate", l_meta_validate},
     {"list", l_meta_list},     {"show", l_meta_show},
     {"export", l_meta_export}, {"instantiate", l_meta_instantiate},
-    {"query", l_meta_query},   {"eval", l_meta_eval},
-    {"close", l_meta_close},   {NULL, NULL}};
+    {"query", l_meta_query},   {"guide", l_meta_guide},
+    {"eval", l_meta_eval},     {"close", l_meta_close},
+    {NULL, NULL}};
 
 /* ---- instance stores ----------------------------------------------------- */
 
@@ -323,6 +418,15 @@ static int l_inst_query(lua_State *L) {
   return finish(L, rc, out, chm_instance_errmsg(i), 0);
 }
 
+/* instance:guide([table]) -> rows | nil, err, code   [-1|2, +1|3, e]
+** As meta:guide, on the instance store. */
+static int l_inst_guide(lua_State *L) {
+  chm_instance *i = checkinst(L);
+  char *out = NULL;
+  int rc = chm_instance_guide(i, luaL_optstring(L, 2, NULL), &out);
+  return finish(L, rc, out, chm_instance_errmsg(i), 0);
+}
+
 /* instance:eval(source [, limits]) -> value | nil, err, code
 **   [-2|3, +1|3, e] */
 static int l_inst_eval(lua_State *L) {
@@ -330,8 +434,9 @@ static int l_inst_eval(lua_State *L) {
   chm_limits lim;
   char *out = NULL;
   int rc;
-  check_limits(L, 3, &lim);
-  rc = chm_instance_eval(i, luaL_checkstring(L, 2), &lim, &out);
+  const char *src = luaL_checkstring(L, 2);
+  check_limits(L, 3, "eval", &lim);
+  rc = chm_instance_eval(i, src, &lim, &out);
   if (rc == CHM_OK && out != NULL && strcmp(out, "null") == 0) {
     chm_free(out);
     lua_pushnil(L);
@@ -368,37 +473,6 @@ static const char *value_json(lua_State *L, int idx, const char *what) {
   return lua_tostring(L, -1);
 }
 
-/* The string field `key` of the optional options table at idx, or NULL.
-** Leaves the value on the stack.   [-0, +1, e] */
-static const char *opt_field_string(lua_State *L, int idx, const char *key) {
-  const char *v;
-  lua_getfield(L, idx, key);
-  if (lua_isnil(L, -1))
-    return NULL;
-  v = lua_tostring(L, -1);
-  if (v == NULL)
-    luaL_error(L, "bad option '%s' (string expected, got %s)", key,
-               luaL_typename(L, -1));
-  return v;
-}
-
-/* The integer field `key` of the options table at idx, or 0.
-**   [-0, +0, e] */
-static int opt_field_int(lua_State *L, int idx, const char *key) {
-  lua_Integer v;
-  int isnum;
-  lua_getfield(L, idx, key);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  v = lua_tointegerx(L, -1, &isnum);
-  if (!isnum || v < 0 || v > 0x7fffffff)
-    luaL_error(L, "bad option '%s' (a non-negative integer expected)", key);
-  lua_pop(L, 1);
-  return (int)v;
-}
-
 /* ---- tokens: operations -------------------------------------------------- */
 
 /* instance:genesis([attrs [, {workflow=, actor=}]]) -> uow_id
@@ -410,11 +484,11 @@ static int l_inst_genesis(lua_State *L) {
   const char *attrs = NULL, *wf = NULL, *actor = NULL;
   char *out = NULL;
   int rc;
+  static const char *const known[] = {"workflow", "actor", NULL};
   lua_settop(L, 3);
-  if (!lua_isnil(L, 3)) {
-    luaL_checktype(L, 3, LUA_TTABLE);
-    wf = opt_field_string(L, 3, "workflow");
-    actor = opt_field_string(L, 3, "actor");
+  if (check_options(L, 3, "genesis", known)) {
+    wf = opt_str(L, 3, "genesis", "workflow");
+    actor = opt_str(L, 3, "genesis", "actor");
   }
   attrs = opt_table_json(L, 2, "attributes");
   rc = chm_genesis(i, wf, attrs, actor, &out);
@@ -526,11 +600,11 @@ static int l_inst_run(lua_State *L) {
   chm_run_opts opts;
   char *out = NULL;
   int rc;
+  static const char *const known[] = {"batch", "max_steps", NULL};
   memset(&opts, 0, sizeof opts);
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    opts.batch = opt_field_int(L, 2, "batch");
-    opts.max_steps = opt_field_int(L, 2, "max_steps");
+  if (check_options(L, 2, "run", known)) {
+    opts.batch = (int)opt_int(L, 2, "run", "batch", 0, 0x7fffffff);
+    opts.max_steps = (int)opt_int(L, 2, "run", "max_steps", 0, 0x7fffffff);
   }
   u->L = L; /* nothing below raises until it is cleared */
   rc = chm_run(u->i, &opts, &out);
@@ -780,6 +854,7 @@ static const luaL_Reg inst_methods[] = {
     {"dot", l_inst_dot},
     {"validate", l_inst_validate},
     {"query", l_inst_query},
+    {"guide", l_inst_guide},
     {"eval", l_inst_eval},
     {"genesis", l_inst_genesis},
     {"checkout", l_inst_checkout},

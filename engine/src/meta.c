@@ -159,6 +159,12 @@ int chm_meta_query(chm_meta *m, const char *sql, char **json) {
   return chm__core_query(&m->core, sql, json);
 }
 
+int chm_meta_guide(chm_meta *m, const char *table, char **json) {
+  if (json != NULL) *json = NULL;
+  CHECK(m, json != NULL);
+  return chm__core_guide(&m->core, table, json);
+}
+
 int chm_meta_eval(chm_meta *m, const char *source, const chm_limits *limits,
                   char **json) {
   CHECK(m, source != NULL && json != NULL);
