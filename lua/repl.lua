@@ -4,8 +4,10 @@
 -- incomplete so the caller asks for another line; results are printed by
 -- lua/pretty.lua. One persistent sandbox environment per handle, with the
 -- engine's operations bound (repl.c) as plain functions. What print writes
--- is kept in M.out until the chunk ends; when the chunk fails, printed()
--- hands it to the caller, which shows it before the error.
+-- goes to the host's sink at once when it set one (chm_*_repl_output: the
+-- CLI does); otherwise it is kept in M.out until the chunk ends, and when
+-- the chunk fails, printed() hands it to the caller to show before the
+-- error.
 local pretty = require("pretty")
 
 local M = {}
@@ -30,7 +32,8 @@ local function start(bindings)
     for i = 1, parts.n do
       parts[i] = parts[i] == chm.json.null and "null" or tostring(parts[i])
     end
-    M.out[#M.out + 1] = table.concat(parts, "\t", 1, parts.n)
+    local text = table.concat(parts, "\t", 1, parts.n)
+    if M.write then M.write(text .. "\n") else M.out[#M.out + 1] = text end
   end
   names[#names + 1] = "print"
   table.sort(names)
@@ -42,12 +45,15 @@ local function incomplete(msg)
   return msg:sub(-5) == "<eof>"
 end
 
--- eval(bindings, line) -> text | nil, msg, code
+-- eval(bindings, line [, write]) -> text | nil, msg, code
 -- code "INCOMPLETE" asks for more input; "SCRIPT"/"BUDGET"/"MEMORY" are
--- failures of the chunk (the message carries its traceback).
-function M.eval(bindings, line)
+-- failures of the chunk (the message carries its traceback). With write
+-- (the host's sink, chm_*_repl_output), print hands each line to it at
+-- once instead of collecting it.
+function M.eval(bindings, line, write)
   if not session then session = start(bindings) end
   M.out = {}
+  M.write = write
   local f = chm.load("return " .. line, "=stdin", session)
   if not f then
     local err

@@ -383,6 +383,14 @@ static int loop_pipe(void) {
   return failed;
 }
 
+/* write_out: the REPL's print sink, flushed at once so that what a chunk
+** prints appears while it runs, in order with messages on stderr. */
+static void write_out(void *ud, const char *text, size_t len) {
+  (void)ud;
+  fwrite(text, 1, len, stdout);
+  fflush(stdout);
+}
+
 /* chameleon repl [STORE]: an instance store, a meta-store, or (none) a
 ** scratch meta-store in memory. */
 int cli_cmd_repl(cli *c) {
@@ -420,6 +428,9 @@ int cli_cmd_repl(cli *c) {
       repl_meta = c->m;
     }
   }
+  /* print goes out as it is written, not when the chunk ends */
+  if (repl_inst != NULL) chm_instance_repl_output(repl_inst, write_out, NULL);
+  else chm_meta_repl_output(repl_meta, write_out, NULL);
   failed = isatty(STDIN_FILENO) ? loop_tty() : loop_pipe();
   for (i = 0; i < nnames; i++) free(names[i]);
   nnames = 0;

@@ -366,6 +366,21 @@ int chm_instance_eval(chm_instance *inst, const char *source,
 int chm_instance_repl(chm_instance *inst, const char *chunk, char **out);
 int chm_meta_repl(chm_meta *m, const char *chunk, char **out);
 
+/* A sink for text the REPL's print writes: `len` bytes at `text` (not
+** NUL-terminated; the library keeps no pointer to them after the call). */
+typedef void (*chm_write_fn)(void *ud, const char *text, size_t len);
+
+/* chm_instance_repl_output(inst, fn, ud) / chm_meta_repl_output(m, fn, ud):
+** stream what print writes in later chm_*_repl chunks: each print calls
+** fn(ud, line, len) at once, the line ending in "\n", instead of being
+** collected into *out, so long chunks show progress and nothing printed is
+** held back when a chunk fails. *out then holds only the results. fn runs
+** on the calling thread inside the chunk and must not call into the
+** handle; the library keeps ud until the handle is closed or another call
+** replaces it. fn NULL restores collecting. No error; NULL handle: nothing. */
+void chm_instance_repl_output(chm_instance *inst, chm_write_fn fn, void *ud);
+void chm_meta_repl_output(chm_meta *m, chm_write_fn fn, void *ud);
+
 /* chm_instance_repl_names / chm_meta_repl_names(h, &json): the names
 ** bound in the session, as a JSON array (for completion; caller frees).
 ** Errors: only CHM_MISUSE / CHM_NOMEM (and CHM_SCRIPT, CHM_MEMORY if the

@@ -177,6 +177,8 @@ typedef struct chm__core {
   int kind;         /* CHM__META or CHM__INSTANCE */
   char *path;       /* file path (malloc'ed) */
   char *errmsg;     /* last detailed message (malloc'ed) or NULL = "ok" */
+  chm_write_fn out_fn; /* REPL print sink (chm_*_repl_output) or NULL */
+  void *out_ud;        /* its user data */
 } chm__core;
 
 /* chm__strdupf(fmt, ...) -> a malloc'ed formatted string (NULL on OOM). */

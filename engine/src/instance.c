@@ -83,6 +83,12 @@ int chm_instance_repl(chm_instance *inst, const char *chunk, char **out) {
   return chm__repl(&inst->core, inst, "eval", chunk, out);
 }
 
+void chm_instance_repl_output(chm_instance *inst, chm_write_fn fn, void *ud) {
+  if (inst == NULL) return;
+  inst->core.out_fn = fn;
+  inst->core.out_ud = fn != NULL ? ud : NULL;
+}
+
 int chm_instance_repl_names(chm_instance *inst, char **json) {
   if (json != NULL) *json = NULL;
   CHECK(inst, json != NULL);

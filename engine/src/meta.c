@@ -177,6 +177,12 @@ int chm_meta_repl(chm_meta *m, const char *chunk, char **out) {
   return chm__repl(&m->core, m, "eval", chunk, out);
 }
 
+void chm_meta_repl_output(chm_meta *m, chm_write_fn fn, void *ud) {
+  if (m == NULL) return;
+  m->core.out_fn = fn;
+  m->core.out_ud = fn != NULL ? ud : NULL;
+}
+
 int chm_meta_repl_names(chm_meta *m, char **json) {
   if (json != NULL) *json = NULL;
   CHECK(m, json != NULL);

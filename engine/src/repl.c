@@ -310,8 +310,20 @@ static const luaL_Reg meta_bindings[] = {
 
 /* ---- evaluation ------------------------------------------------------- */
 
-/* repl_body(handle, kind, fn, line) -> text | nil, msg, code   [-4, +3, e] */
+/* emit(text): hands one printed line to the handle's sink (upvalue: the
+** core).   [-1, +0, -] */
+static int emit(lua_State *L) {
+  chm__core *c = lua_touserdata(L, lua_upvalueindex(1));
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  if (c->out_fn != NULL) c->out_fn(c->out_ud, s, len);
+  return 0;
+}
+
+/* repl_body(handle, kind, fn, line, core) -> text | nil, msg, code
+** [-5, +3, e]. core (light userdata) carries the print sink, if any. */
 static int repl_body(lua_State *L) {
+  chm__core *c = lua_touserdata(L, 5);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &bindings_key);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
@@ -327,7 +339,13 @@ static int repl_body(lua_State *L) {
   lua_getfield(L, -1, lua_tostring(L, 3));
   lua_pushvalue(L, -3); /* bindings */
   lua_pushvalue(L, 4);  /* line (nil for names) */
-  lua_call(L, 2, 3);
+  if (c != NULL && c->out_fn != NULL) {
+    lua_pushlightuserdata(L, c);
+    lua_pushcclosure(L, emit, 1);
+  } else {
+    lua_pushnil(L); /* collect what print writes */
+  }
+  lua_call(L, 3, 3);
   if (lua_istable(L, -3)) { /* names: encode */
     if (chm__json_encode(L, -3, 0) != 0) return lua_error(L);
     lua_replace(L, -4);
@@ -349,7 +367,8 @@ static int call(chm__core *c, void *handle, const char *fn,
     lua_pushstring(L, line);
   else
     lua_pushnil(L);
-  return chm__pcall(L, 4, 3, &repl_limits);
+  lua_pushlightuserdata(L, c);
+  return chm__pcall(L, 5, 3, &repl_limits);
 }
 
 /* printed(c, handle) -> what print wrote during the chunk that just failed

@@ -226,6 +226,41 @@ static void *advance_many(void *arg) {
 
 /* Unsynchronised `virtual_ms += ms` loses updates when threads race; the
 ** atomic read-modify-write counts every one. */
+/* The REPL's print sink: lines arrive while the chunk runs, not in *out,
+** and nothing printed before a failure is held back. */
+static void collect(void *ud, const char *text, size_t len) {
+  char *buf = ud;
+  size_t have = strlen(buf);
+  if (have + len < 256) {
+    memcpy(buf + have, text, len);
+    buf[have + len] = '\0';
+  }
+}
+
+TEST(repl_output_streams_prints) {
+  char seen[256] = "";
+  open_inst();
+  chm_instance_repl_output(inst, collect, seen);
+  ASSERT_RC(chm_instance_repl(inst, "print('a', 1); print('b'); return 7", &out),
+            CHM_OK);
+  ASSERT_STR_EQ(seen, "a\t1\nb\n");
+  ASSERT_STR_EQ(out, "7"); /* only the result */
+  chm_free(out);
+  out = NULL;
+  seen[0] = '\0';
+  ASSERT_RC(chm_instance_repl(inst, "print('before'); error('boom')", &out),
+            CHM_SCRIPT);
+  ASSERT_STR_EQ(seen, "before\n");
+  ASSERT_TRUE(out == NULL); /* already streamed: nothing to hand back */
+  ASSERT_CONTAINS(chm_instance_errmsg(inst), "boom");
+  /* NULL restores collecting */
+  chm_instance_repl_output(inst, NULL, NULL);
+  seen[0] = '\0';
+  ASSERT_RC(chm_instance_repl(inst, "print('c')", &out), CHM_OK);
+  ASSERT_STR_EQ(out, "c");
+  ASSERT_STR_EQ(seen, "");
+}
+
 TEST(clock_advance_is_atomic) {
   pthread_t th[CLOCK_THREADS];
   int i;
@@ -275,6 +310,7 @@ TEST(clock_states) {
   X(instance_open_codes)                                                       \
   X(describe_dot_and_queries)                                                  \
   X(memory_set_codes)                                                          \
+  X(repl_output_streams_prints)                                                \
   X(clock_advance_is_atomic)                                                   \
   X(clock_states)
 
