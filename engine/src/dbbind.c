@@ -25,6 +25,8 @@ typedef struct dbref {
 } dbref;
 
 static const char cache_key = 'c'; /* registry key: the stmt_cache */
+static const char dbref_key = 'd'; /* registry key: the db object of the
+                                      state's own store (chm__db_push) */
 #define DB_MT "chameleon.db"
 
 static int cache_gc(lua_State *L) {
@@ -232,6 +234,12 @@ void chm__db_push(lua_State *L, sqlite3 *db) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_key);
   }
   lua_pop(L, 1);
+  /* the state's own store is pushed on every guard, route and step call:
+  ** reuse one object for it instead of allocating one per call */
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &dbref_key) == LUA_TUSERDATA &&
+      ((dbref *)lua_touserdata(L, -1))->db == db)
+    return;
+  lua_pop(L, 1);
   r = lua_newuserdatauv(L, sizeof *r, 0);
   r->db = db;
   if (luaL_newmetatable(L, DB_MT)) {
@@ -241,4 +249,9 @@ void chm__db_push(lua_State *L, sqlite3 *db) {
     lua_setfield(L, -2, "__metatable");
   }
   lua_setmetatable(L, -2);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &dbref_key) == LUA_TNIL) {
+    lua_pushvalue(L, -2); /* the first store pushed is the state's own */
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &dbref_key);
+  }
+  lua_pop(L, 1);
 }
