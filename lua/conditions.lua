@@ -8,7 +8,7 @@ local expr = require("expr")
 
 local M = {}
 
-local type, pcall, next, tostring = type, pcall, next, tostring
+local type, pcall, next, tostring, select = type, pcall, next, tostring, select
 local rawget, rawequal, error = rawget, rawequal, error
 local setmetatable, getmetatable = setmetatable, getmetatable
 local format, find, sub, gmatch = string.format, string.find, string.sub, string.gmatch
@@ -204,27 +204,69 @@ end
 -- Lua functions in the sandbox
 -- ======================================================================
 
--- A function's globals are a proxy over its sandbox environment that
--- refuses new globals: conditions and steps must not keep state from one
--- token to the next (replay gives the same decisions). The sandbox's own
--- environment metatable is locked, hence the proxy; __metatable = false
--- locks the proxy the same way.
+-- A function's globals are a proxy over its own sandbox environment that
+-- refuses new globals, and every library table it can reach (string,
+-- table, math, json...) is a read-only view of its copy: conditions, routing
+-- functions and steps must not keep state from one token to the next
+-- (replay gives the same decisions). The two ways around a __newindex are
+-- closed too: `rawset` refuses those tables, and `load` without an explicit
+-- environment loads into the function's proxy, not the raw environment
+-- behind it. __metatable = false locks every proxy, so setmetatable and
+-- getmetatable cannot reach what it hides.
 local function refuse(_, k)
   error(format("assignment to global '%s': conditions and steps cannot keep " ..
                "state between calls (use a local)", tostring(k)), 2)
 end
 
+local function refuse_field(_, k)
+  error(format("assignment to field '%s' of a library table: conditions and " ..
+               "steps cannot keep state between calls (use a local table)",
+               tostring(k)), 2)
+end
+
+-- Tables no function may write, raw or not (weak: they die with the function).
+local frozen = setmetatable({}, { __mode = "k" })
+
+local function readonly(t)
+  local view = setmetatable({}, { __index = t, __newindex = refuse_field, __metatable = false })
+  frozen[view] = true
+  return view
+end
+
+-- function_env() -> the globals of one sandboxed function (see above).
+local function function_env()
+  local base = chm.sandbox_env()
+  for k, v in next, base do
+    if type(v) == "table" then base[k] = readonly(v) end
+  end
+  local env = setmetatable({}, { __index = base, __newindex = refuse, __metatable = false })
+  frozen[env] = true
+  local raw_rawset, raw_load = base.rawset, base.load
+  base.rawset = function(t, k, v)
+    if frozen[t] then
+      if t == env then refuse(t, k) end
+      refuse_field(t, k)
+    end
+    return raw_rawset(t, k, v)
+  end
+  base.load = function(...)
+    if select("#", ...) >= 4 then return raw_load(...) end
+    local chunk, name, mode = ...
+    return raw_load(chunk, name, mode, env)
+  end
+  return env
+end
+
 -- load_function(src, chunkname [, limits]) -> f | nil, err. Compiles the
 -- source of a Lua function ("function(token) ... end") as text against a
--- fresh sandbox environment, runs the chunk under limits and returns the
--- function. err says what is wrong (syntax error, not a function...).
+-- fresh sandbox environment (function_env), runs the chunk under limits
+-- and returns the function. err says what is wrong (syntax error, not a
+-- function...).
 function M.load_function(src, chunkname, limits)
   if type(src) ~= "string" then
     return nil, "expected the source text of a Lua function, got " .. M.show(src)
   end
-  local env = setmetatable({}, { __index = chm.sandbox_env(), __newindex = refuse,
-                                 __metatable = false })
-  local chunk, err = chm.load("return " .. src, chunkname, env)
+  local chunk, err = chm.load("return " .. src, chunkname, function_env())
   if not chunk then return nil, M.message(err) end
   local ok, f = chm.run(limits or M.LIMITS, chunk)
   if not ok then return nil, M.message(f) end

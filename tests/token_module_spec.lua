@@ -82,6 +82,44 @@ local function new_instance(meta, dir, name)
   return assert(chm.open_instance(path)), path
 end
 
+-- WF-PURE: one automated step that tries every way a function could keep
+-- state from one token to the next (DESIGN §6: guardian, routing and step
+-- code is pure), chosen by the token's `how`.
+local PURE = [[
+return workflow "WF-PURE" {
+  interactions = { "in", "done", "ate", "chronos" },
+  roles = {
+    alpha "start" { outbound = { "in" } },
+    beta "keep" {
+      inbound = { "in" },
+      outbound = { "done" },
+      step = function(token)
+        local how = token.how
+        if how == "global" then seen = 1
+        elseif how == "rawset" then rawset(_ENV, "seen", 1)
+        elseif how == "library" then string.seen = 1
+        elseif how == "rawlibrary" then rawset(math, "seen", 1)
+        elseif how == "load" then load("seen = 1")()
+        elseif how == "insert" then table.insert(table, 1)
+        elseif how == "ownenv" then
+          local t = {}
+          load("seen = 41", "own", "t", t)()
+          return { set = { own = t.seen + 1 } }
+        elseif how == "look" then
+          return { set = { saw = tostring(rawget(_ENV, "seen")) .. tostring(string.seen) ..
+                                 tostring(math.seen) .. tostring(seen) } }
+        end
+        return { set = { done = true } }
+      end,
+    },
+    omega "close" { inbound = { { "done", guard = cerberus "join" } } },
+    epsilon "fix" { inbound = { { "ate", guard = pass_thru "all" } }, outbound = { "done" } },
+    tau "clock" { inbound = { "chronos" }, outbound = { "ate" } },
+  },
+  actors = { actor "ops" { type = "HUMAN", roles = { "close", "fix", "clock" } } },
+}
+]]
+
 -- Small inline workflows. WF-DESK: two human desks in a row, an ambiguity
 -- lock of one checkout, a stale limit of 60 s on the inbox.
 local DESK = [[
@@ -151,7 +189,7 @@ describe("token module", function()
   before_each(function()
     chm.clock_set_virtual(T0)
     dir = tmpdir()
-    meta = new_meta(dir, { desk = DESK, skill = SKILL })
+    meta = new_meta(dir, { desk = DESK, skill = SKILL, pure = PURE })
     inst, path = new_instance(meta, dir, "WF-FIN-001")
   end)
 
@@ -386,6 +424,29 @@ describe("token module", function()
       assert.are.same({ steps = 0, moves = 0, failed = 0, commits = 0 }, rep)
       assert.has_error(function() inst:run({ batch = -1 }) end,
                        "run: option 'batch' must be a non-negative integer, got -1")
+    end)
+  end)
+
+  describe("pure functions", function()
+    it("cannot keep state from one token to the next, by any door", function()
+      inst:close()
+      inst = new_instance(meta, dir, "WF-PURE")
+      local ids = {}
+      for _, how in ipairs({ "global", "rawset", "library", "rawlibrary", "load", "insert" }) do
+        ids[how] = assert(inst:genesis({ how = how }))
+      end
+      local own = assert(inst:genesis({ how = "ownenv" }))
+      local look = assert(inst:genesis({ how = "look" }))
+      assert(inst:run())
+      for how, id in pairs(ids) do
+        local t = assert(inst:token(id))
+        assert.are.same({ "FAILED", "ate" }, { t.status, t.interaction }, how)
+        assert.truthy(t.failure_reason:find("cannot keep state between calls", 1, true),
+                      how .. ": " .. t.failure_reason)
+      end
+      -- a table of its own is fine, and nothing leaked to the last token
+      assert.are.equal(42, assert(inst:token(own)).attributes.own)
+      assert.are.equal("nilnilnilnil", assert(inst:token(look)).attributes.saw)
     end)
   end)
 
