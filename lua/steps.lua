@@ -154,8 +154,9 @@ function M.run(f, role, view, ctx)
   }
   local ok, r, code = chm.run(M.LIMITS, f, conditions.token_view(view), ctx_view)
   if not ok then
-    return false, format("step for role '%s' failed: %s", role, conditions.message(r)),
-           code or "SCRIPT"
+    -- the error as raised: its position ("step ROLE:LINE: ...") names the
+    -- role, and the engine adds "step of role 'ROLE' failed (CODE)"
+    return false, conditions.message(r), code or "SCRIPT"
   end
   return M.validate(r, role)
 end

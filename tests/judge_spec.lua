@@ -1066,9 +1066,9 @@ describe("judge.step", function()
   end)
 
   it("returns false with SCRIPT for a step that errors, and BUDGET for a runaway", function()
-    assert.are.same({ false, "step for role 'S' failed: step S:1: boom", "SCRIPT" },
+    assert.are.same({ false, "step S:1: boom", "SCRIPT" },
                     { step("function() error('boom') end") })
-    assert.are.same({ false, "step for role 'S' failed: instruction budget exceeded", "BUDGET" },
+    assert.are.same({ false, "instruction budget exceeded", "BUDGET" },
                     { step("function() while true do end end") })
   end)
 
