@@ -18,7 +18,9 @@
 ** functions (one atomic process-wide value, see "Time"); chm_version,
 ** chm_errstr, chm_errname, chm_limits_default and chm_free (no shared
 ** state). A skill callback (chm_register_skill) runs on the thread that
-** called chm_run.
+** called chm_run; an expression function (chm_register_function) on the
+** thread of the call judging a condition (chm_checkout, chm_submit,
+** chm_run).
 **
 ** Error model (SQLite's): every function returns an int status (CHM_OK on
 ** success) or a pointer that is NULL on failure, never a mix.
@@ -34,7 +36,8 @@
 ** library and freed by the caller with chm_free(); on failure they are set
 ** to NULL unless the contract says a report is still returned. Strings
 ** passed in are only read during the call; the library keeps no pointer
-** to them (a skill's `ud` is the one pointer it keeps).
+** to them (the `ud` of a skill or an expression function is the one
+** pointer it keeps).
 */
 #ifndef CHAMELEON_H
 #define CHAMELEON_H
