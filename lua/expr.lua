@@ -312,7 +312,8 @@ local function parse(src, host)
       for k in pairs(BUILTIN_ARITY) do all[#all + 1] = k end
       if host then for k in pairs(host) do all[#all + 1] = k end end
       sort(all)
-      fail(name_tok.col, format("unknown function '%s'", name), "one of " .. concat(all, ", "))
+      fail(name_tok.col, format("unknown function '%s'", name), "one of " .. concat(all, ", ")
+           .. " (or a host function registered on this handle)")
     end
     local open = advance() -- '('
     enter(open.col)
@@ -344,7 +345,7 @@ local function parse(src, host)
       funcs[#funcs + 1] = name
     end
     return node("call", name_tok.col, d + 1,
-                {name = name, args = args, host_fn = not arity and host[name] or nil})
+                {name = name, args = args, host = not arity and host or nil})
   end
 
   local function parse_primary()
@@ -1179,8 +1180,15 @@ local function gen_call(n)
   local args = {}
   for i, a in ipairs(n.args) do args[i] = gen(a) end
   local nargs = #args
-  if n.host_fn then
-    local fn = n.host_fn
+  if n.host then
+    -- Looked up at each call, so re-registering a name (M.register) reaches
+    -- expressions compiled before.
+    local H = n.host
+    local function fn(...)
+      local f = H[name]
+      if type(f) ~= "function" then error("it is no longer registered", 0) end
+      return f(...)
+    end
     if nargs == 0 then
       return function() return host_result(name, col, pcall(fn)) end
     elseif nargs == 1 then
@@ -1301,24 +1309,38 @@ local function scope_error(what)
   raise("scope", 1, what, "a scope {fields = table?, attrs = table?}")
 end
 
+-- The host functions registered on this state (M.register): name ->
+-- function. Every compile without opts.functions sees them. One Lua state
+-- belongs to one engine handle, so these are that handle's functions.
+local registered = {}
+
+-- host_name_error(name) -> nil when name may name a host function, else
+-- the reason (not a name, a keyword, or a built-in's name).
+local function host_name_error(name)
+  if type(name) ~= "string" or not match(name, "^[A-Za-z_][A-Za-z0-9_]*$") or KEYWORDS[name] then
+    return "host function name " .. format("%q", tostring(name)) .. " is not a valid name"
+  end
+  if BUILTIN_ARITY[name] then
+    return "host function '" .. name .. "' would shadow a built-in"
+  end
+  return nil
+end
+
 local function check_host(opts)
-  if opts == nil then return nil end
+  if opts == nil or (type(opts) == "table" and opts.functions == nil) then
+    if next(registered) == nil then return nil end
+    return registered
+  end
   if type(opts) ~= "table" then
     error("expr.compile: opts must be a table, got " .. type(opts), 3)
   end
   local fns = opts.functions
-  if fns == nil then return nil end
   if type(fns) ~= "table" then
     error("expr.compile: opts.functions must be a table, got " .. type(fns), 3)
   end
   for k, v in pairs(fns) do
-    if type(k) ~= "string" or not match(k, "^[A-Za-z_][A-Za-z0-9_]*$") or KEYWORDS[k] then
-      error("expr.compile: host function name " .. format("%q", tostring(k))
-            .. " is not a valid name", 3)
-    end
-    if BUILTIN_ARITY[k] then
-      error("expr.compile: host function '" .. k .. "' would shadow a built-in", 3)
-    end
+    local why = host_name_error(k)
+    if why then error("expr.compile: " .. why, 3) end
     if type(v) ~= "function" then
       error("expr.compile: host function '" .. k .. "' is a " .. type(v) .. ", not a function", 3)
     end
@@ -1365,7 +1387,9 @@ end
 
 -- M.compile(src [, opts]) -> compiled | nil, message
 -- Compile one expression. opts.functions maps extra (host) function names
--- to Lua functions; they may not shadow built-ins. compiled is
+-- to Lua functions; they may not shadow built-ins. Without opts.functions
+-- the functions registered with M.register are the host functions (later
+-- registrations reach the compiled expression by name). compiled is
 -- {source, eval(scope) -> value, test(scope) -> boolean, names = {paths},
 -- functions = {names}}. A bad expression returns nil and the message
 -- "expression error at column N: <what>; expected <x>". Misuse (src not a
@@ -1390,7 +1414,7 @@ local function cached(src)
     error("expr.eval: source must be a string, got " .. type(src), 3)
   end
   local err
-  c, err = build(src, nil)
+  c, err = build(src, check_host(nil))
   if not c then error(err, 0) end
   cache[src] = c
   return c
@@ -1406,6 +1430,37 @@ end
 -- boolean or null (null is false); anything else is a type error.
 function M.test(src, scope)
   return cached(src).test(scope)
+end
+
+-- M.generation: a counter M.register increases, so caches of compiled
+-- conditions (lua/judge.lua) know to compile again: an expression that
+-- failed with "unknown function" may compile now.
+M.generation = 0
+
+-- M.register(name, fn) -> true | nil, message. Make fn(...) -> value
+-- callable as name(...) by every expression compiled on this state
+-- without opts.functions (conditions, M.eval, validation); registering a
+-- name again replaces its function, also in expressions compiled before.
+-- The message says why a name is refused (not an identifier, a keyword,
+-- a built-in's name). A non-function fn raises. The engine registers the
+-- functions hosts give chm_register_function (engine/src/exprfn.c).
+function M.register(name, fn)
+  if type(fn) ~= "function" then
+    error("expr.register: expected a function, got " .. type(fn), 2)
+  end
+  local why = host_name_error(name)
+  if why then return nil, why end
+  registered[name] = fn
+  M.generation = M.generation + 1
+  return true
+end
+
+-- M.registered() -> the sorted names of the registered host functions.
+function M.registered()
+  local t = {}
+  for k in pairs(registered) do t[#t + 1] = k end
+  sort(t)
+  return t
 end
 
 -- M.set_null(v): use v as the null value (the engine's json.null). Call it

@@ -8,6 +8,7 @@
 local guardians = require("guardians")
 local routing = require("routing")
 local steps = require("steps")
+local expr = require("expr")
 
 local M = {}
 
@@ -55,6 +56,17 @@ local compiled_steps = {}     -- role_id -> {src, f, err}
 -- For tests and for a host that changes the graph underneath.
 function M.reset()
   rows_by_component, gates, graphs, roles = {}, {}, {}, {}
+end
+
+-- A host function registered since the last gate or route (expr.register,
+-- chm_register_function) may make a condition compile that did not: drop
+-- compiled guardians and routers (steps do not use expressions).
+local generation = expr.generation
+local function recompile_if_registered()
+  if expr.generation == generation then return end
+  generation = expr.generation
+  gates, graphs = {}, {}
+  compiled_guardians, compiled_routers, compiled_filters = {}, {}, {}
 end
 
 -- decode(text) -> value | nil, err for a JSON column (NULL is nil).
@@ -108,6 +120,7 @@ end
 -- Verdicts are read-only (PASS decisions and injections are shared).
 -- Raises only on database errors.
 function M.gate(db, component_id, view)
+  recompile_if_registered()
   local list = gates[component_id] or load_gate(db, component_id)
   return guardians.evaluate(list, view, db)
 end
@@ -170,6 +183,7 @@ end
 -- matched (reason lists what was tried) or the role has no outbound
 -- component (reason "no outbound"). Raises only on database errors.
 function M.route(db, role_id, view)
+  recompile_if_registered()
   local g = graphs[role_id] or load_graph(db, role_id)
   return routing.route(g, view)
 end

@@ -237,3 +237,122 @@ describe("option tables", function()
     assert.are.equal("why", r.name)
   end)
 end)
+
+-- Expression functions (inst:register_function, meta:register_function)
+-- with tests/fixtures/engine/tk_exprfn.lua: a CRITERIA_GATE calls
+-- risk(amount, country), the routing branches call tier(amount).
+describe("expression functions", function()
+  local FIXTURE = "tests/fixtures/engine/tk_exprfn.lua"
+  local dir, meta, inst
+  local n = 0
+
+  lazy_setup(function()
+    dir = tmpdir()
+    meta = assert(chm.open_meta(dir .. "/meta.db"))
+  end)
+  lazy_teardown(function()
+    if inst then inst:close() end
+    if meta then meta:close() end
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  -- fresh() -> a new instance of TK-EXPRFN (imported by the first test).
+  local function fresh()
+    if inst then inst:close() end
+    n = n + 1
+    local path = dir .. "/i" .. n .. ".db"
+    assert(meta:instantiate("TK-EXPRFN", path))
+    inst = assert(chm.open_instance(path))
+    return inst
+  end
+
+  -- pass(attrs) -> uow_id: genesis, then checkout and submit by alice;
+  -- nil, err when the checkout finds nothing (the gate rejected it).
+  local function pass(attrs)
+    local id = assert(inst:genesis(attrs, { actor = "alice" }))
+    local t, err = inst:checkout("alice", "scorer")
+    if not t then return nil, err, id end
+    assert.are.equal(id, t.uow_id)
+    assert(inst:submit(id, "alice", t.version, {}))
+    return id
+  end
+
+  it("import knows only the names registered on the meta handle", function()
+    local ok, err, code = meta:import(FIXTURE)
+    assert.is_nil(ok)
+    assert.are.equal("INVALID", code)
+    assert.truthy(err:find("unknown function 'risk'", 1, true), err)
+    ok, err, code = meta:register_function("len")
+    assert.is_nil(ok)
+    assert.are.equal("INVALID", code)
+    assert.truthy(err:find("host function 'len' would shadow a built-in", 1, true), err)
+    assert.is_true(meta:register_function("risk"))
+    assert.is_true(meta:register_function("tier", function() end))
+    assert.has_error(function() meta:register_function("x", 42) end)
+    assert(meta:import(FIXTURE))
+  end)
+
+  it("a gate and routing branches call the host's Lua functions", function()
+    fresh()
+    local seen = {}
+    assert.is_true(inst:register_function("risk", function(amount, country)
+      seen[#seen + 1] = { amount, country }
+      if country == "XX" then error("no data for XX", 0) end
+      return amount / 10
+    end))
+    assert.is_true(inst:register_function("tier", function(amount)
+      if amount == 13 then error("no tier for 13", 0) end
+      return amount >= 100 and "high" or "low"
+    end))
+    local high = assert(pass({ amount = 200, country = "DE" }))
+    assert.are.same({ { 200, "DE" } }, seen)
+    assert.are.equal("high", inst:token(high).interaction)
+    local low = assert(pass({ amount = 20, country = "FR" }))
+    assert.are.equal("low", inst:token(low).interaction)
+    -- a tier error: routing takes on_error
+    local checks = assert(pass({ amount = 13, country = "FR" }))
+    assert.are.equal("checks", inst:token(checks).interaction)
+    local h = inst:history(checks)
+    local details = chm.json.encode(h[#h].details)
+    assert.truthy(details:find("function 'tier' failed: no tier for 13", 1, true), details)
+    assert.truthy(details:find("on_error chose 'checks'", 1, true), details)
+    -- false, and an error: both rejected at the gate with the reason
+    local _, _, big = pass({ amount = 1000, country = "DE" })
+    assert.are.equal("FAILED", inst:token(big).status)
+    assert.truthy(inst:token(big).failure_reason:find('"risk(amount, country) < 50" is false', 1, true))
+    local _, _, xx = pass({ amount = 5, country = "XX" })
+    local t = inst:token(xx)
+    assert.are.same({ "FAILED", "ate" }, { t.status, t.interaction })
+    assert.truthy(t.failure_reason:find("function 'risk' failed: no data for XX", 1, true),
+                  t.failure_reason)
+  end)
+
+  it("get nil for a null argument; registering again replaces", function()
+    fresh()
+    local got = "unset"
+    inst:register_function("tier", function() return "low" end)
+    inst:register_function("risk", function(_, country) got = country; return 0 end)
+    assert(pass({ amount = 1, country = chm.json.null }))
+    assert.is_nil(got)
+    inst:register_function("risk", function() return 99 end)
+    local ok, _, id = pass({ amount = 1, country = "DE" })
+    assert.is_nil(ok)
+    assert.truthy(inst:token(id).failure_reason:find("is false", 1, true))
+  end)
+
+  it("refuse built-in names, and any use of the busy instance", function()
+    fresh()
+    local ok, err, code = inst:register_function("sqrt", function() end)
+    assert.is_nil(ok)
+    assert.are.equal("INVALID", code)
+    assert.truthy(err:find("host function 'sqrt' would shadow a built-in", 1, true), err)
+    assert.is_nil((inst:register_function("not", function() end)))
+    assert.has_error(function() inst:register_function("f", "not a function") end)
+    inst:register_function("tier", function() return "low" end)
+    inst:register_function("risk", function() return inst:tokens() end)
+    local _, _, id = pass({ amount = 1, country = "DE" })
+    assert.truthy(inst:token(id).failure_reason:find(
+      "attempt to use an instance from inside one of its skills or expression functions", 1, true))
+    assert.is_true(inst:verify().ok) -- still usable
+  end)
+end)

@@ -319,6 +319,64 @@ describe("expr API", function()
     assert.has_error(function() E.set_null(nil) end)
   end)
 
+  -- M.register: the state's own host functions (chm_register_function
+  -- goes through it). A fresh copy of the module keeps them out of the
+  -- other tests.
+  it("register makes a function callable by every later compile and eval", function()
+    local E = load_restricted()
+    local gen = E.generation
+    local _, err = E.compile("double(x) > 2")
+    assert.are.equal("expression error at column 1: unknown function 'double'; expected one of "
+                     .. "abs, all, any, ceil, float, floor, int, len, max, min, pow, round, sqrt, "
+                     .. "str, sum (or a host function registered on this handle)", err)
+    assert.is_true(E.register("double", function(v) return v * 2 end))
+    assert.is_true(E.generation > gen)
+    assert.are.same({"double"}, E.registered())
+    local c = assert(E.compile("double(x) > 2"))
+    assert.are.same({"double"}, c.functions)
+    assert.is_true(c.test({attrs = {x = 2}}))
+    assert.is_false(E.test("double(x) > 2", {attrs = {x = 1}}))
+    -- the unknown-function list now names it
+    _, err = E.compile("triple(1)")
+    assert.truthy(err:find("ceil, double, float", 1, true), err)
+    -- explicit opts.functions still means exactly those
+    assert.is_nil((E.compile("double(1)", {functions = {half = function(v) return v / 2 end}})))
+  end)
+
+  it("register replaces, also in expressions compiled before", function()
+    local E = load_restricted()
+    E.register("f", function() return 1 end)
+    local c = assert(E.compile("f()"))
+    assert.are.equal(1, c.eval({}))
+    E.register("f", function() return 2 end)
+    assert.are.equal(2, c.eval({}))
+    E.register("f", function() error("down", 0) end)
+    local ok, e = pcall(c.eval, {})
+    assert.is_false(ok)
+    assert.are.equal("host", e.kind)
+    assert.are.equal("expression error at column 1: function 'f' failed: down", e.message)
+  end)
+
+  it("register refuses built-in names, keywords and non-names", function()
+    local E = load_restricted()
+    local gen = E.generation
+    for name, why in pairs({
+      len = "host function 'len' would shadow a built-in",
+      ["not"] = 'host function name "not" is not a valid name',
+      ["a b"] = 'host function name "a b" is not a valid name',
+      ["1x"] = 'host function name "1x" is not a valid name',
+      [""] = 'host function name "" is not a valid name',
+    }) do
+      local ok, err = E.register(name, function() end)
+      assert.is_nil(ok)
+      assert.are.equal(why, err)
+    end
+    assert.are.equal(gen, E.generation)
+    assert.are.same({}, E.registered())
+    assert.has_error(function() E.register("g", 42) end,
+                     "expr.register: expected a function, got number")
+  end)
+
   it("lists its built-ins", function()
     assert.are.same({"abs", "all", "any", "ceil", "float", "floor", "int", "len", "max", "min",
                      "pow", "round", "sqrt", "str", "sum"}, expr.builtins)

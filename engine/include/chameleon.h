@@ -18,7 +18,9 @@
 ** functions (one atomic process-wide value, see "Time"); chm_version,
 ** chm_errstr, chm_errname, chm_limits_default and chm_free (no shared
 ** state). A skill callback (chm_register_skill) runs on the thread that
-** called chm_run.
+** called chm_run; an expression function (chm_register_function) on the
+** thread of the call judging a condition (chm_checkout, chm_submit,
+** chm_run).
 **
 ** Error model (SQLite's): every function returns an int status (CHM_OK on
 ** success) or a pointer that is NULL on failure, never a mix.
@@ -34,7 +36,8 @@
 ** library and freed by the caller with chm_free(); on failure they are set
 ** to NULL unless the contract says a report is still returned. Strings
 ** passed in are only read during the call; the library keeps no pointer
-** to them (a skill's `ud` is the one pointer it keeps).
+** to them (the `ud` of a skill or an expression function is the one
+** pointer it keeps).
 */
 #ifndef CHAMELEON_H
 #define CHAMELEON_H
@@ -396,6 +399,67 @@ int chm_meta_repl_names(chm_meta *m, char **json);
 ** NULL-safe; no effect when nothing runs (the next call clears it). */
 void chm_instance_interrupt(chm_instance *inst);
 void chm_meta_interrupt(chm_meta *m);
+
+/* ===================================================================== */
+/* Expression functions: host functions for conditions                    */
+/* ===================================================================== */
+
+/* An expression function: a C function conditions call by name, next to
+** the built-ins (docs/expressions.md, "Functions"), e.g. a gate's
+** criteria "risk_score(amount, country) < 50" or a routing branch.
+** args_json is the canonical JSON array of the evaluated arguments ("[]"
+** for none; null, lists and objects as in JSON). On success return 0 and
+** set *result_json to malloc'ed JSON text of one value (or leave it NULL
+** for null); on failure return nonzero and optionally set *error to a
+** malloc'ed message. The library frees both with free() (also the result
+** of a failing call), and reads args_json only during the call.
+**
+** PURE, from the engine's point of view: the same arguments must give the
+** same result (or the same error). It is called while guardians and
+** routing are judged, inside the handle's sandbox call, as many times as
+** conditions ask (zero, once, or again on a later checkout or replay), and
+** it decides what happens to tokens: a result that depends on the clock,
+** on a counter or on anything the audit trail does not hold makes the
+** decision unexplainable afterwards. It runs on the thread that called the
+** handle (chm_checkout, chm_submit, chm_run, ...), must not call the
+** library on that handle, and should be quick: neither the instruction
+** budget nor the deadline nor chm_*_interrupt can stop it while it runs.
+**
+** A failure (nonzero, or a result that is not valid JSON) is an expression
+** error like a built-in's ("expression error at column N: function
+** 'risk_score' failed: <error>"): a CRITERIA_GATE rejects the token with
+** it as the reason; a routing branch whose condition errors is recorded
+** and not taken, and when no later branch matches the router takes its
+** on_error target (else its default, else the token goes to the Ate). */
+typedef int (*chm_expr_fn)(void *ud, const char *args_json,
+                           char **result_json, char **error);
+
+/* chm_register_function(inst, name, fn, ud): make fn callable as name(...)
+** by every condition expression inst evaluates or compiles (gates,
+** injectors, routing, directional filters, chm_instance_validate); a
+** condition compiled before the registration is compiled again on next
+** use. Registering a name again replaces its function. The argument count
+** is not checked at compile time: fn checks it. The library keeps fn and
+** ud until inst is closed and never frees ud; name is copied. Errors:
+** CHM_INVALID when name is not an identifier (letters, digits and '_', not
+** starting with a digit), is a keyword of the language (and or not in
+** true false null), or is the name of a built-in ("host function 'len'
+** would shadow a built-in"; the message lists the built-ins); CHM_MISUSE
+** for a NULL name or fn. */
+int chm_register_function(chm_instance *inst, const char *name,
+                          chm_expr_fn fn, void *ud);
+
+/* chm_meta_register_function(m, name, fn, ud): the same on a meta-store,
+** where it only matters to validation. Import, chm_meta_validate and
+** instantiation compile every condition expression, and a call of an
+** unknown function is an import error: a host whose workflows call its
+** functions registers (or just declares) them on the meta handle before
+** importing them. A meta-store never evaluates conditions, so fn may be
+** NULL (a declaration: the name compiles; were a condition ever evaluated
+** there, calling it would be an expression error). Same names, errors and
+** ownership as chm_register_function, except that fn may be NULL. */
+int chm_meta_register_function(chm_meta *m, const char *name, chm_expr_fn fn,
+                               void *ud);
 
 #ifndef CHM_HAVE_TOKEN_API
 #define CHM_HAVE_TOKEN_API 1

@@ -197,4 +197,8 @@ const char *chm__core_errmsg(const chm__core *c);
 chm__core *chm__instance_core(chm_instance *inst);
 #define CHM_HAVE_INSTANCE_CORE 1
 
+/* chm__meta_core(m) -> the core of a meta handle (meta.c), for
+** exprfn.c; NULL when m is NULL. */
+chm__core *chm__meta_core(chm_meta *m);
+
 #endif /* CHM_INT_H */

@@ -5,8 +5,8 @@
 ** answer into Lua tables. Expected failures return nil, message, CODE;
 ** misuse (wrong argument types, a closed handle, CHM_MISUSE) raises. Skills
 ** registered from Lua are functions of the HOST state, called back by the
-** engine through one C trampoline (see "Skills"). Reference:
-** docs/lua-api.md.
+** engine through one C trampoline (see "Skills"); expression functions
+** likewise (see "Expression functions"). Reference: docs/lua-api.md.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +34,21 @@ typedef struct skill {
   char name[];        /* the name the step scripts call */
 } skill;
 
+/* One expression function registered from Lua: the `ud` of fn_cb, kept
+** like a skill record; the function is in the user value 2 table. */
+typedef struct exprfn {
+  struct exprfn *next; /* next function of the same instance */
+  inst_ud *owner;      /* the instance userdata (does not move) */
+  char name[];         /* the name conditions call */
+} exprfn;
+
 struct inst_ud {
   chm_instance *i; /* NULL once closed */
-  lua_State *L;    /* host thread inside inst:run(), else NULL (busy flag) */
-  skill *skills;   /* skills registered on this handle */
+  lua_State *L;    /* host thread inside inst:run() or a host expression
+                      function, else NULL (busy flag) */
+  lua_State *caller; /* host thread of the latest call on the handle */
+  skill *skills;     /* skills registered on this handle */
+  exprfn *fns;       /* expression functions registered on this handle */
 };
 
 /* Pushes nil, msg, CODE and returns 3.   [-0, +3, m] */
@@ -317,12 +328,30 @@ static int l_meta_eval(lua_State *L) {
   return finish(L, rc, out, chm_meta_errmsg(m), 0);
 }
 
+/* meta:register_function(name [, fn]) -> true | nil, err, code
+**   [-2|3, +1|3, e]
+** Declares name as an expression function on the meta-store, so import
+** and validation accept conditions that call it (chm_meta_register_function
+** with no callback: a meta-store never evaluates conditions, so fn, when
+** given, must be a function and is not kept). A refused name returns nil,
+** message, "INVALID". */
+static int l_meta_register_function(lua_State *L) {
+  chm_meta *m = checkmeta(L);
+  const char *name = luaL_checkstring(L, 2);
+  int rc;
+  if (!lua_isnoneornil(L, 3))
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+  rc = chm_meta_register_function(m, name, NULL, NULL);
+  return finish(L, rc, NULL, chm_meta_errmsg(m), 0);
+}
+
 static const luaL_Reg meta_methods[] = {
     {"import", l_meta_import}, {"validate", l_meta_validate},
     {"list", l_meta_list},     {"show", l_meta_show},
     {"export", l_meta_export}, {"instantiate", l_meta_instantiate},
     {"query", l_meta_query},   {"guide", l_meta_guide},
     {"eval", l_meta_eval},     {"close", l_meta_close},
+    {"register_function", l_meta_register_function},
     {NULL, NULL}};
 
 /* ---- instance stores ----------------------------------------------------- */
@@ -336,7 +365,8 @@ static inst_ud *checkud(lua_State *L) {
     luaL_error(L, "attempt to use a closed instance");
   if (u->L != NULL)
     luaL_error(L, "attempt to use an instance from inside one of its skills "
-                  "(the engine is busy running its steps)");
+                  "or expression functions (the engine is busy)");
+  u->caller = L; /* the thread fn_cb calls host functions on */
   return u;
 }
 
@@ -346,14 +376,18 @@ static chm_instance *checkinst(lua_State *L) { return checkud(L)->i; }
 **   [-1, +1|3, e] */
 static int l_open_instance(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  inst_ud *u = lua_newuserdatauv(L, sizeof *u, 1);
+  inst_ud *u = lua_newuserdatauv(L, sizeof *u, 2);
   int rc;
   u->i = NULL;
   u->L = NULL;
+  u->caller = NULL;
   u->skills = NULL;
+  u->fns = NULL;
   luaL_setmetatable(L, INST_MT);
-  lua_newtable(L); /* user value: skill name -> host function */
+  lua_newtable(L); /* user value 1: skill name -> host function */
   lua_setiuservalue(L, -2, 1);
+  lua_newtable(L); /* user value 2: expression function name -> function */
+  lua_setiuservalue(L, -2, 2);
   rc = chm_instance_open(path, &u->i);
   if (rc != CHM_OK) {
     int n = push_fail(L, rc, chm_instance_errmsg(u->i));
@@ -370,6 +404,7 @@ static int l_open_instance(lua_State *L) {
 static int l_inst_close(lua_State *L) {
   inst_ud *u = luaL_checkudata(L, 1, INST_MT);
   skill *s, *next;
+  exprfn *f, *fnext;
   if (u->L != NULL)
     return luaL_error(L, "attempt to close an instance from inside one of "
                          "its skills");
@@ -380,8 +415,15 @@ static int l_inst_close(lua_State *L) {
     free(s);
   }
   u->skills = NULL;
+  for (f = u->fns; f != NULL; f = fnext) {
+    fnext = f->next;
+    free(f);
+  }
+  u->fns = NULL;
   lua_pushnil(L);
   lua_setiuservalue(L, 1, 1);
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, 2);
   return 0;
 }
 
@@ -849,6 +891,142 @@ static int l_inst_register_skill(lua_State *L) {
   return 1;
 }
 
+/* ---- expression functions ------------------------------------------------ */
+
+/* A Lua expression function runs in the HOST state like a skill, but
+** during any call on the instance that judges conditions (checkout,
+** submit, run, ...), not only inside inst:run(): fn_cb runs it on the
+** thread of that call (u->caller, which checkud records) and marks the
+** handle busy meanwhile, so the function cannot re-enter it. Its protected
+** call is the same kind as skill_cb's; its failure becomes an expression
+** error ("function 'x' failed: ..."). */
+
+/* What fn_cb hands to fn_body across the protected call. */
+typedef struct fn_call_k {
+  const exprfn *f;  /* the function being called */
+  const char *args; /* canonical JSON array of the arguments */
+  char *result;     /* malloc'ed JSON of the result, or NULL (null) */
+} fn_call_k;
+
+/* fn_body(instance, call) -> nothing   [-2, +0, e]
+** Decodes the arguments (a top-level null becomes nil), calls the host
+** function with them, encodes its first result (nil is null). */
+static int fn_body(lua_State *L) {
+  fn_call_k *k = lua_touserdata(L, 2);
+  const char *text;
+  size_t n;
+  int nargs, i, arr;
+  if (chm__json_decode(L, k->args, strlen(k->args)) != 0)
+    return lua_error(L);
+  arr = lua_gettop(L);
+  chm__json_pushnull(L); /* arr + 1 */
+  nargs = (int)lua_rawlen(L, arr);
+  luaL_checkstack(L, nargs + 4, "too many arguments");
+  lua_getiuservalue(L, 1, 2);
+  if (lua_getfield(L, -1, k->f->name) != LUA_TFUNCTION)
+    return luaL_error(L, "no Lua function for '%s'", k->f->name);
+  for (i = 1; i <= nargs; i++) {
+    lua_rawgeti(L, arr, i);
+    if (lua_rawequal(L, -1, arr + 1)) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+    }
+  }
+  lua_call(L, nargs, 1);
+  if (lua_isnil(L, -1))
+    return 0;
+  if (chm__json_encode(L, -1, 0) != 0)
+    return luaL_error(L, "its result cannot be sent as JSON: %s",
+                      lua_tostring(L, -1));
+  text = lua_tolstring(L, -1, &n);
+  if ((k->result = malloc(n + 1)) == NULL)
+    return luaL_error(L, "out of memory copying its result");
+  memcpy(k->result, text, n + 1);
+  return 0;
+}
+
+/* The chm_expr_fn of every Lua expression function; ud is its record.
+** Raises nothing in either state; restores the host stack and the busy
+** flag on every path. */
+static int fn_cb(void *ud, const char *args_json, char **result_json,
+                 char **error) {
+  const exprfn *f = ud;
+  inst_ud *u = f->owner;
+  lua_State *L = u->caller, *busy = u->L;
+  fn_call_k k;
+  int top, status;
+  if (L == NULL || lua_touserdata(L, 1) != u) {
+    *error = dup_msg("a Lua expression function can only run inside a call "
+                     "on its instance");
+    return 1;
+  }
+  if (!lua_checkstack(L, 8)) {
+    *error = dup_msg("the host Lua stack is full");
+    return 1;
+  }
+  k.f = f;
+  k.args = args_json != NULL ? args_json : "[]";
+  k.result = NULL;
+  top = lua_gettop(L);
+  lua_pushcfunction(L, fn_body); /* light C function: no allocation */
+  lua_pushvalue(L, 1);           /* the instance: its function table */
+  lua_pushlightuserdata(L, &k);
+  u->L = L; /* busy: the function cannot re-enter the handle */
+  status = lua_pcall(L, 2, 0, 0);
+  u->L = busy;
+  if (status != LUA_OK) {
+    const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                   : "(error object is not "
+                                                     "a string)";
+    free(k.result);
+    *error = dup_msg(m);
+    lua_settop(L, top);
+    return 1;
+  }
+  lua_settop(L, top);
+  *result_json = k.result;
+  return 0;
+}
+
+/* instance:register_function(name, fn) -> true | nil, err, code
+**   [-3, +1|3, e]
+** Makes the host function fn(...) -> value callable by the instance's
+** conditions as name(...) (chm_register_function). Arguments and the
+** result cross as JSON (a null argument arrives as nil; nil returned is
+** null); an error raised by fn is the expression's error. fn must be pure
+** (docs/lua-api.md). Registering a name again replaces the function. A
+** refused name (not an identifier, a keyword, a built-in) returns nil,
+** message, "INVALID". */
+static int l_inst_register_function(lua_State *L) {
+  inst_ud *u = checkud(L);
+  const char *name = luaL_checkstring(L, 2);
+  size_t n = strlen(name);
+  exprfn *f;
+  int rc;
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  for (f = u->fns; f != NULL; f = f->next)
+    if (strcmp(f->name, name) == 0)
+      break;
+  if (f == NULL) {
+    if ((f = malloc(sizeof *f + n + 1)) == NULL)
+      return luaL_error(L, "out of memory registering function '%s'", name);
+    f->owner = u;
+    memcpy(f->name, name, n + 1);
+    rc = chm_register_function(u->i, name, fn_cb, f);
+    if (rc != CHM_OK) {
+      free(f);
+      return finish(L, rc, NULL, chm_instance_errmsg(u->i), 0);
+    }
+    f->next = u->fns;
+    u->fns = f;
+  }
+  lua_getiuservalue(L, 1, 2);
+  lua_pushvalue(L, 3);
+  lua_setfield(L, -2, name);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg inst_methods[] = {
     {"describe", l_inst_describe},
     {"dot", l_inst_dot},
@@ -879,6 +1057,7 @@ static const luaL_Reg inst_methods[] = {
     {"memory_decay", l_inst_memory_decay},
     {"set_lease_ms", l_inst_set_lease_ms},
     {"register_skill", l_inst_register_skill},
+    {"register_function", l_inst_register_function},
     {"close", l_inst_close},
     {NULL, NULL}};
 

@@ -31,6 +31,8 @@ int chm_meta_close(chm_meta *m) {
   return CHM_OK;
 }
 
+chm__core *chm__meta_core(chm_meta *m) { return m == NULL ? NULL : &m->core; }
+
 const char *chm_meta_errmsg(const chm_meta *m) {
   return m == NULL ? "no handle (out of memory?)" : chm__core_errmsg(&m->core);
 }
