@@ -292,6 +292,37 @@ describe("expression functions", function()
     assert(meta:import(FIXTURE))
   end)
 
+  it("hands an empty list literal to the host as a JSON array", function()
+    local wf = dir .. "/listarg.lua"
+    local f = assert(io.open(wf, "w"))
+    f:write([=[
+return workflow "TK-LISTARG" {
+  interactions = { "inbox", "joined", "ate", "chronos" },
+  roles = {
+    alpha "start" { outbound = { "inbox" } },
+    beta "w" {
+      inbound = { { "inbox", guard = criteria "shape" "shape([]) == '[]' and shape([1, 'a']) == '[1,\"a\"]'" } },
+      outbound = { "joined" },
+    },
+    omega "close" { inbound = { { "joined", guard = cerberus "join" } } },
+    epsilon "doctor" { inbound = { { "ate", guard = pass_thru "all" } }, outbound = { "joined" } },
+    tau "clock" { inbound = { "chronos" }, outbound = { "ate" } },
+  },
+  actors = { actor "alice" { type = "HUMAN", roles = { "w", "close", "doctor", "clock" } } },
+}
+]=])
+    f:close()
+    assert.is_true(meta:register_function("shape"))
+    assert(meta:import(wf))
+    if inst then inst:close() end
+    assert(meta:instantiate("TK-LISTARG", dir .. "/listarg.db"))
+    inst = assert(chm.open_instance(dir .. "/listarg.db"))
+    assert.is_true(inst:register_function("shape", function(x) return chm.json.encode(x) end))
+    local id = assert(inst:genesis({}))
+    local t = assert(inst:checkout("alice", "w"))
+    assert.are.equal(id, t.uow_id)
+  end)
+
   it("a gate and routing branches call the host's Lua functions", function()
     fresh()
     local seen = {}

@@ -71,6 +71,14 @@ static int fn_call(lua_State *L) {
   for (i = 1; i <= n; i++) {
     if (i > 1)
       luaL_addchar(&b, ',');
+    if (lua_type(L, i) == LUA_TTABLE) { /* balanced use of the stack */
+      lua_pushnil(L);
+      if (lua_next(L, i) == 0) { /* empty: the language calls it a list */
+        luaL_addstring(&b, "[]");
+        continue;
+      }
+      lua_pop(L, 2);
+    }
     if (chm__json_encode(L, i, 0) != 0)
       return raise(L, lua_pushfstring(L, "argument %d cannot be sent as "
                                          "JSON: %s", i, lua_tostring(L, -1)));
