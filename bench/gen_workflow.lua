@@ -20,7 +20,9 @@ local L = {}
 local function w(fmt, ...) L[#L + 1] = string.format(fmt, ...) end
 
 -- The four special roles every workflow has (role-singleton, epsilon-guard,
--- omega-cerberus); only the OMEGA is reachable in the benchmarks.
+-- omega-cerberus); only the OMEGA is reachable in the benchmarks. The
+-- HUMAN actor "ops" staffs them (role-unstaffed) and never acts.
+local OPS = '    actor "ops" { type = "HUMAN", roles = { "finish", "medic", "timer" } },'
 local function specials(last)
   w('    omega "finish" { inbound = { { "%s", guard = cerberus "join" } } },', last)
   w('    epsilon "medic" { inbound = { { "ate", guard = pass_thru "triage" } }, outbound = { "%s" } },', last)
@@ -53,6 +55,7 @@ if kind == "chain" then
   for i = 1, K do names[#names + 1] = string.format('"s%d"', i) end
   w('  actors = {')
   w('    actor "system" { type = "SYSTEM", roles = { "start", %s } },', table.concat(names, ", "))
+  w(OPS)
   w('  },')
   w('}')
 else
@@ -77,6 +80,7 @@ else
   w('  actors = {')
   w('    actor "system" { type = "SYSTEM", roles = { "start" } },')
   w('    actor "bench" { type = "HUMAN", roles = { "worker" } },')
+  w(OPS)
   w('  },')
   w('}')
 end

@@ -22,9 +22,10 @@ M.OPERATORS = { "GT", "GTE", "LT", "LTE", "EQ", "NE", "IN" }
 M.ACTOR_TYPES = { "HUMAN", "AI_AGENT", "SYSTEM" }
 M.STATUSES = { "ACTIVE", "REVOKED" }
 
--- Guardian types that never stop a token: they do not count as a guard on
--- a cycle and cannot be nested in a COMPOSITE.
-local NON_GATING = { PASS_THRU = true, CONDITIONAL_INJECTOR = true }
+-- Guardian types that never stop a token, so they do not count as a guard
+-- on a cycle (DIRECTIONAL_FILTER routes at submit and passes at checkout);
+-- and the types that cannot be nested in a COMPOSITE.
+local NON_GATING = { PASS_THRU = true, CONDITIONAL_INJECTOR = true, DIRECTIONAL_FILTER = true }
 local NOT_NESTABLE = { DIRECTIONAL_FILTER = true, CONDITIONAL_INJECTOR = true }
 
 -- The Role types of which a workflow holds exactly one, and the component
@@ -737,27 +738,97 @@ function Checker:routing(comp)
 end
 
 -- ======================================================================
+-- Where guardians act, who acts in a role
+-- ======================================================================
+
+-- outbound_guardian(w, gtype, comp, takers): a gate or an injector on an
+-- OUTBOUND component is never used (rule guardian-direction): the engine
+-- evaluates gates and injectors at checkout, on INBOUND components, and
+-- reads only DIRECTIONAL_FILTER on the outbound side. w: the guardian's
+-- label and line; takers: the INBOUND components on comp's interaction,
+-- or nil. The message names where to move it.
+function Checker:outbound_guardian(w, gtype, comp, takers)
+  local want = gtype == "CONDITIONAL_INJECTOR"
+    and "a CONDITIONAL_INJECTOR on an INBOUND component (injectors act at checkout)"
+    or "a gating guardian on an INBOUND component (gates are evaluated at checkout)"
+  local move
+  if takers and #takers == 1 then
+    move = "move it to " .. quote(takers[1].name) .. ", the inbound component of role " ..
+      quote(takers[1].role) .. " that takes from " .. self:show(comp.interaction)
+  elseif takers then
+    local names = {}
+    for i, cp in ipairs(takers) do names[i] = quote(cp.name) end
+    move = "move it to the inbound components that take from " .. self:show(comp.interaction) ..
+      " (" .. table.concat(names, ", ") .. ")"
+  else
+    move = "move it to an inbound component that takes from " .. self:show(comp.interaction)
+  end
+  self:add("guardian-direction", w.line, w.label, want, gtype .. " on the OUTBOUND component " ..
+    quote(comp.name) .. ", where it is never evaluated; " .. move)
+end
+
+-- staffing(roles, assignments): every role that waits for an actor has an
+-- assignment that is not REVOKED (rule role-unstaffed). ALPHA roles, roles
+-- with a step and gateways need none: instantiation assigns them to the
+-- engine's "system" actor. An instance cannot add actors, so tokens that
+-- reach an unstaffed role stay there for ever. An assignment whose status
+-- or actor is invalid still counts here (those rules report it).
+function Checker:staffing(roles, assignments)
+  local staffed, revoked = {}, {}
+  for _, s in list(assignments) do
+    if type(s) == "table" and type(s.role) == "string" then
+      if s.status == "REVOKED" then
+        revoked[s.role] = revoked[s.role] or {}
+        table.insert(revoked[s.role], self:show(s.actor))
+      else
+        staffed[s.role] = true
+      end
+    end
+  end
+  local types = set_of(M.ROLE_TYPES)
+  for _, r in ipairs(roles) do
+    if types[r.type] and r.type ~= "ALPHA" and self:isnull(r.step)
+        and self:isnull(r.child_workflow) and not staffed[r.name] then
+      local w = self.where[r]
+      local found = revoked[r.name]
+        and ("only REVOKED assignments (" .. table.concat(revoked[r.name], ", ") .. ")")
+        or "none"
+      self:add("role-unstaffed", w.line, w.label,
+        "an actor with an ACTIVE assignment" ..
+        (r.type == "BETA" and ", a step or a child_workflow" or " or a step") ..
+        " (nothing else takes the tokens that reach it, and an instance cannot add actors)",
+        found .. "; assign an actor to it (roles = { " .. quote(r.name) ..
+        " } on an actor) or give it a step")
+    end
+  end
+end
+
+-- ======================================================================
 -- Cycles (Tarjan's strongly connected components over roles+interactions)
 -- ======================================================================
 
--- cycles(): every cycle of the role/interaction graph needs a gating
--- guardian on one of its components or a stale limit on one interaction.
-function Checker:cycles(roles, interactions, comps, guards_of)
-  -- Nodes: "r:<role>" and "i:<interaction>"; edges from components in
-  -- declaration order (so the reported path is deterministic).
-  local edges, order = {}, {}
-  local function node(n)
-    if not edges[n] then edges[n] = {}; order[#order + 1] = n end
+-- automated(c, roles, assignments) -> role name -> why the role never waits:
+-- it has a step, it is a gateway, or "system" holds it (chm_run takes its
+-- tokens as soon as they arrive).
+local function automated(c, roles, assignments)
+  local out = {}
+  for _, s in list(assignments) do
+    if type(s) == "table" and s.actor == "system" and s.status ~= "REVOKED"
+        and type(s.role) == "string" then
+      out[s.role] = "it is assigned to \"system\""
+    end
   end
-  for _, r in ipairs(roles) do node("r:" .. r.name) end
-  for _, x in ipairs(interactions) do node("i:" .. x.name) end
-  for _, cp in ipairs(comps) do
-    local from, to = "i:" .. cp.interaction, "r:" .. cp.role
-    if cp.direction == "OUTBOUND" then from, to = to, from end
-    table.insert(edges[from], { from = from, to = to, comp = cp })
+  for _, r in ipairs(roles) do
+    if not c:isnull(r.step) then out[r.name] = "it has a step"
+    elseif not c:isnull(r.child_workflow) then out[r.name] = "it is a gateway" end
   end
+  return out
+end
+
+-- sccs(edges, order) -> node -> the set of nodes of its strongly connected
+-- component (Tarjan).
+local function sccs(edges, order)
   local index, low, onstack, stack, comp_of, nextidx = {}, {}, {}, {}, {}, 0
-  local sccs = {}
   local function connect(v)
     nextidx = nextidx + 1
     index[v], low[v] = nextidx, nextidx
@@ -778,77 +849,119 @@ function Checker:cycles(roles, interactions, comps, guards_of)
         scc[w] = true
         comp_of[w] = scc
       until w == v
-      sccs[#sccs + 1] = scc
     end
   end
+  for _, v in ipairs(order) do if not index[v] then connect(v) end end
+  return comp_of
+end
 
-  -- Remove every bounded edge: an edge through an interaction with a
-  -- stale limit, or the edge of a component carrying a gating guardian.
-  -- Whatever still loops is an unbounded cycle.
-  local bound = {}
+local BOUNDS = "a gating guardian on one of its INBOUND components, max_interactions on " ..
+  "the workflow, or stale_token_limit_seconds on one of its interactions with no role on it " ..
+  "that never waits (a step, a gateway, a role of \"system\")"
+
+-- cycles(roles, interactions, comps, guards_of, assignments): every cycle
+-- of the role/interaction graph is bounded (rule unguarded-cycle; the
+-- caller skips the rule when the workflow sets max_interactions, which
+-- bounds every cycle): by a gating guardian on one of its INBOUND
+-- components (the engine gates at checkout only), or by a stale limit on
+-- one of its interactions when no role on it is automated (a stale limit
+-- bounds a wait in a queue; a step, a gateway or a role of "system" never
+-- waits).
+function Checker:cycles(roles, interactions, comps, guards_of, assignments)
+  -- Nodes: "r:<role>" and "i:<interaction>"; edges from components in
+  -- declaration order (so the reported path is deterministic).
+  local all, order = {}, {}
+  local function node(n)
+    if not all[n] then all[n] = {}; order[#order + 1] = n end
+  end
+  for _, r in ipairs(roles) do node("r:" .. r.name) end
+  for _, x in ipairs(interactions) do node("i:" .. x.name) end
+  for _, cp in ipairs(comps) do
+    local from, to = "i:" .. cp.interaction, "r:" .. cp.role
+    if cp.direction == "OUTBOUND" then from, to = to, from end
+    table.insert(all[from], { from = from, to = to, comp = cp })
+  end
+
+  -- Two graphs, sharing edge records. `loose`: every edge but those of an
+  -- inbound component with a gating guardian; any loop in it through an
+  -- automated role is unbounded. `tight`: `loose` without the edges of
+  -- interactions with a stale limit; any loop in it is unbounded.
+  local stale = {}
   for _, x in ipairs(interactions) do
-    bound["i:" .. x.name] = not self:isnull(x.stale_token_limit_seconds)
+    stale["i:" .. x.name] = not self:isnull(x.stale_token_limit_seconds)
   end
   local function guarded(cp)
+    if cp.direction ~= "INBOUND" then return false end
     for _, g in ipairs(guards_of[cp.name] or {}) do
       if not NON_GATING[g.type] then return true end
     end
     return false
   end
-  local free = {}
+  local loose, tight = {}, {}
   for _, v in ipairs(order) do
-    free[v] = {}
-    for _, e in ipairs(edges[v]) do
-      if not bound[v] and not bound[e.to] and not guarded(e.comp) then
-        table.insert(free[v], e)
+    loose[v], tight[v] = {}, {}
+    for _, e in ipairs(all[v]) do
+      if not guarded(e.comp) then
+        table.insert(loose[v], e)
+        if not stale[v] and not stale[e.to] then table.insert(tight[v], e) end
       end
     end
   end
-  edges = free
-  for _, v in ipairs(order) do if not index[v] then connect(v) end end
+  local auto = automated(self, roles, assignments)
 
-  -- One message per cycle: from each role in declaration order, for each
-  -- of its free outbound edges not yet on a reported cycle, the shortest
-  -- way back to the role (BFS inside its component). Every unbounded loop
-  -- is thus named, and the number of messages stays below the number of
-  -- components.
+  -- One message per cycle: from each start role in declaration order, for
+  -- each of its edges not yet on a reported cycle, the shortest way back to
+  -- the role (BFS inside its component). Every unbounded loop is thus
+  -- named, and the number of messages stays below the number of components.
   local covered = {}
-  for _, start in ipairs(order) do
-    local scc = comp_of[start]
-    local size = 0
-    for _ in pairs(scc) do size = size + 1 end
-    if size > 1 and start:sub(1, 2) == "r:" then
-      for _, first in ipairs(edges[start]) do
-        if scc[first.to] and not covered[first] then
-          local prev, queue, head = { [first.to] = false }, { first.to }, 1
-          local last
-          while head <= #queue and not last do
-            local v = queue[head]; head = head + 1
-            for _, e in ipairs(edges[v]) do
-              if e.to == start then last = e; break end
-              if scc[e.to] and prev[e.to] == nil then
-                prev[e.to] = e
-                queue[#queue + 1] = e.to
+  local function report(edges, starts)
+    local comp_of = sccs(edges, order)
+    for _, start in ipairs(order) do
+      local scc = comp_of[start]
+      local size = 0
+      for _ in pairs(scc) do size = size + 1 end
+      if size > 1 and start:sub(1, 2) == "r:" and starts(start:sub(3)) then
+        for _, first in ipairs(edges[start]) do
+          if scc[first.to] and not covered[first] then
+            local prev, queue, head = { [first.to] = false }, { first.to }, 1
+            local last
+            while head <= #queue and not last do
+              local v = queue[head]; head = head + 1
+              for _, e in ipairs(edges[v]) do
+                if e.to == start then last = e; break end
+                if scc[e.to] and prev[e.to] == nil then
+                  prev[e.to] = e
+                  queue[#queue + 1] = e.to
+                end
               end
             end
+            -- Walk back from the closing edge to `first`, marking edges.
+            local path, limited, e = {}, nil, last
+            while e do
+              covered[e] = true
+              table.insert(path, 1, e.to:sub(3))
+              if stale[e.to] then limited = e.to:sub(3) end
+              e = (e ~= first) and (prev[e.from] or first) or nil
+            end
+            table.insert(path, 1, start:sub(3))
+            local name = start:sub(3)
+            local role = self.roles_by[name]
+            local found = "none"
+            if limited then
+              found = "stale_token_limit_seconds on " .. quote(limited) .. ", but role " ..
+                quote(name) .. " never waits (" .. auto[name] .. ")"
+            end
+            if last then
+              self:add("unguarded-cycle", role and self.where[role].line,
+                "cycle " .. table.concat(path, " → "), BOUNDS, found)
+            end
           end
-          -- Walk back from the closing edge to `first`, marking edges.
-          local path, e = {}, last
-          while e do
-            covered[e] = true
-            table.insert(path, 1, e.to:sub(3))
-            e = (e ~= first) and (prev[e.from] or first) or nil
-          end
-          table.insert(path, 1, start:sub(3))
-          local role = self.roles_by[start:sub(3)]
-          if last then self:add("unguarded-cycle", role and self.where[role].line,
-            "cycle " .. table.concat(path, " → "),
-            "a gating guardian on one of its components or stale_token_limit_seconds " ..
-            "on one of its interactions", "neither") end
         end
       end
     end
   end
+  report(loose, function(name) return auto[name] ~= nil end)
+  report(tight, function() return true end)
 end
 
 -- ======================================================================
@@ -1142,7 +1255,7 @@ function M.check(def, ctx)
       if ok and comps_by[cp.name] == cp then comps[#comps + 1] = cp end
     end
   end
-  local ins_of, outs_of, producers, consumers = {}, {}, {}, {}
+  local ins_of, outs_of, producers, consumers, ins_by_inter = {}, {}, {}, {}, {}
   for _, cp in ipairs(comps) do
     if cp.direction == "OUTBOUND" then
       outs_of[cp.role] = outs_of[cp.role] or {}
@@ -1153,6 +1266,8 @@ function M.check(def, ctx)
       table.insert(ins_of[cp.role], cp)
       consumers[cp.interaction] = consumers[cp.interaction] or {}
       table.insert(consumers[cp.interaction], cp.role)
+      ins_by_inter[cp.interaction] = ins_by_inter[cp.interaction] or {}
+      table.insert(ins_by_inter[cp.interaction], cp)
     end
   end
   c.outs_of, c.consumers = outs_of, consumers
@@ -1184,6 +1299,8 @@ function M.check(def, ctx)
         elseif t == "DIRECTIONAL_FILTER" and comp.direction == "INBOUND" then
           c:add("guardian-placement", w.line, w.label, "DIRECTIONAL_FILTER on an OUTBOUND component",
             "it on INBOUND component " .. quote(comp.name))
+        elseif comp.direction == "OUTBOUND" and t ~= "DIRECTIONAL_FILTER" and t ~= "PASS_THRU" then
+          c:outbound_guardian(w, t, comp, ins_by_inter[comp.interaction])
         end
       end
       if t then c:guardian_config(w.label, t, g.config, w.line, comp) end
@@ -1322,8 +1439,13 @@ function M.check(def, ctx)
     end
   end
 
+  -- Roles nobody can act in.
+  c:staffing(roles, def.assignments)
+
   -- Graph-wide rules.
-  c:cycles(roles, interactions, comps, guards_of)
+  if not is_posint(def.max_interactions) then
+    c:cycles(roles, interactions, comps, guards_of, def.assignments)
+  end
   if is_name(def.name) then c:children(def, roles) end
   local actors = {}
   for _, a in list(def.actors) do

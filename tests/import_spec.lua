@@ -35,7 +35,7 @@ return workflow %q {
                     outbound = { "room" } },
     tau "clock" { inbound = { "chronos" }, outbound = { "ate" } },
   },
-  actors = { actor "system" { type = "SYSTEM", roles = { "start", "work" } } },
+  actors = { actor "system" { type = "SYSTEM", roles = { "start", "work", "end", "fix", "clock" } } },
   %s
 }
 ]], name, ctx or "nil", extra or "")
@@ -170,11 +170,12 @@ describe("import", function()
 
   it("rejects a parent that declares a child's actor with another type", function()
     write(dir .. "/child.lua", small("WF-CHILD", nil,
-      'actors = { actor "clerk" { type = "HUMAN", roles = { "work" } } },'):gsub(
+      'actors = { actor "clerk" { type = "HUMAN", roles = { "work", "end", "fix", "clock" } } },'):gsub(
       "actors = { actor \"system\"[^\n]*\n", ""))
     assert(meta:import(dir .. "/child.lua"))
     local f = dir .. "/parent.lua"
-    write(f, (small("WF-PARENT", nil, 'actors = { actor "clerk" { type = "AI_AGENT" } },')
+    write(f, (small("WF-PARENT", nil,
+      'actors = { actor "clerk" { type = "AI_AGENT", roles = { "end", "fix", "clock" } } },')
       :gsub('beta "work" { inbound', 'beta "work" { child_workflow = "WF-CHILD", inbound')
       :gsub("actors = { actor \"system\"[^\n]*\n", "")))
     local ok, msg, code = meta:import(f)

@@ -366,7 +366,7 @@ describe("invalid fixtures", function()
       "routing-direction", "routing-shape", "routing-target", "condition", "guardian-type",
       "guardian-config", "guardian-placement", "unguarded-cycle", "max-interactions",
       "stale-limit", "actor-type", "assignment-status", "function-upvalue",
-      "function-source", "utf8", "actor-system" }) do
+      "function-source", "utf8", "actor-system", "guardian-direction", "role-unstaffed" }) do
       if not seen[rule] then missing[#missing + 1] = rule end
     end
     assert.are.same({}, missing)
@@ -421,6 +421,7 @@ return workflow "MINI" {
     epsilon "doctor" { inbound = { { "ate", guard = pass_thru "triage" } }, outbound = { "done" } },
     tau "clock" { inbound = { "chronos" }, outbound = { "ate" } },
   },
+  actors = { actor "staff" { type = "HUMAN", roles = { "worker", "finish", "doctor", "clock" } } },
 }
 ]]
 
@@ -530,7 +531,8 @@ return workflow "FORMS" {
   guardians = {
     ttl "fresh" { component = "intake", field = "at", max_age_seconds = 60, description = "d" },
   },
-  actors = { actor "a" { type = "HUMAN" } },
+  actors = { actor "a" { type = "HUMAN" },
+             actor "b" { type = "HUMAN", roles = { "worker", "finish", "doctor", "clock" } } },
   assignments = { assignment { actor = "a", role = "sider" }, { actor = "a", role = "clock", status = "REVOKED" } },
 }
 ]]
@@ -552,9 +554,13 @@ return workflow "FORMS" {
       canon.components[3].routing)
     assert.are.same({ next_step_logic = { ["if"] = { { expr = "ok", ["goto"] = "done" } },
       default = "done", on_error = NULL } }, canon.components[#canon.components].routing)
-    assert.are.same({ { actor = "a", role = "sider", status = "ACTIVE" },
+    assert.are.same({ { actor = "b", role = "worker", status = "ACTIVE" },
+      { actor = "b", role = "finish", status = "ACTIVE" },
+      { actor = "b", role = "doctor", status = "ACTIVE" },
+      { actor = "b", role = "clock", status = "ACTIVE" },
+      { actor = "a", role = "sider", status = "ACTIVE" },
       { actor = "a", role = "clock", status = "REVOKED" } }, canon.assignments)
-    assert.are.equal(30, lines["assignment:a:sider"])
+    assert.are.equal(31, lines["assignment:a:sider"])
     assert.are.equal(27, lines["guardian:fresh"])
     local text, again = roundtrip(canon)
     assert.are.equal(text, json.encode(again))
@@ -607,9 +613,85 @@ describe("validation", function()
     assert.are.same({ "unguarded-cycle cycle worker → again → worker",
                       "unguarded-cycle cycle worker → again2 → worker" }, cycles)
   end)
+  it("does not count a gate on an OUTBOUND component as bounding a cycle", function()
+    -- The only guard of the loop sits where the engine never evaluates it.
+    local src = read("tests/fixtures/invalid/unguarded_cycle.lua")
+    local text = src:gsub('outbound = { "done", "rework" }',
+      'outbound = { "done", { "rework", guard = criteria "never" "false" } }')
+    local canon, lines, errs = run(text)
+    assert.are.same({}, errs)
+    local got = validate.check(canon, { file = "x.lua", lines = lines, expr = expr, json_null = NULL })
+    assert.are.equal('x.lua:6: [unguarded-cycle] cycle worker → rework → worker: expected a ' ..
+      'gating guardian on one of its INBOUND components, max_interactions on the workflow, or ' ..
+      'stale_token_limit_seconds on one of its interactions with no role on it that never ' ..
+      'waits (a step, a gateway, a role of "system"), found none\n' ..
+      'x.lua:7: [guardian-direction] guardian "never": expected a gating guardian ' ..
+      'on an INBOUND component (gates are evaluated at checkout), found CRITERIA_GATE on the ' ..
+      'OUTBOUND component "worker:out:rework", where it is never evaluated; move it to ' ..
+      '"worker:in:rework", the inbound component of role "worker" that takes from "rework"',
+      messages(got))
+  end)
+  it("accepts any cycle when the workflow sets max_interactions", function()
+    for _, path in ipairs({ "tests/fixtures/invalid/unguarded_cycle.lua",
+                            "tests/fixtures/invalid/unguarded_cycle_mixed.lua",
+                            "tests/fixtures/invalid/unguarded_cycle_step.lua" }) do
+      local text = read(path):gsub('(return workflow "[%w%-]+" {\n)', "%1  max_interactions = 5,\n")
+      local canon, lines, errs = run(text)
+      assert.are.same({}, errs)
+      assert.are.equal(5, canon.max_interactions)
+      assert.are.same({}, validate.check(canon, { file = "x.lua", lines = lines, expr = expr,
+        json_null = NULL }))
+    end
+  end)
+  it("does not count a stale limit on a cycle through a role of \"system\"", function()
+    local src = read("tests/fixtures/invalid/unguarded_cycle.lua")
+    local text = src:gsub('"rework", "done"',
+      'interaction "rework" { stale_token_limit_seconds = 60 }, "done"')
+      :gsub('roles = { "worker",', 'roles = {')
+      :gsub("\n}\n$", '\n  assignments = { { actor = "system", role = "worker" } },\n' ..
+            '}\n', 1)
+      :gsub('actors = { actor "staff"', 'actors = { actor "system" { type = "SYSTEM" }, actor "staff"')
+    local canon, lines, errs = run(text)
+    assert.are.same({}, errs)
+    local got = validate.check(canon, { file = "x.lua", lines = lines, expr = expr, json_null = NULL })
+    assert.are.equal(1, #got, messages(got))
+    assert.are.equal('x.lua:6: [unguarded-cycle] cycle worker → rework → worker: expected a ' ..
+      'gating guardian on one of its INBOUND components, max_interactions on the workflow, or ' ..
+      'stale_token_limit_seconds on one of its interactions with no role on it that never ' ..
+      'waits (a step, a gateway, a role of "system"), found stale_token_limit_seconds on ' ..
+      '"rework", but role "worker" never waits (it is assigned to "system")', got[1].message)
+  end)
+  it("names the REVOKED assignments of an unstaffed role, and leaves step roles alone", function()
+    local revoked = MINIMAL:format(""):gsub('roles = { "worker", ',
+      'roles = { { "worker", status = "REVOKED" }, ')
+    local canon, lines, errs = run(revoked)
+    assert.are.same({}, errs)
+    local got = validate.check(canon, { file = "x.lua", lines = lines, expr = expr, json_null = NULL })
+    assert.are.equal('x.lua:5: [role-unstaffed] role "worker": expected an actor with an ACTIVE ' ..
+      'assignment, a step or a child_workflow (nothing else takes the tokens that reach it, and ' ..
+      'an instance cannot add actors), found only REVOKED assignments ("staff"); assign an ' ..
+      'actor to it (roles = { "worker" } on an actor) or give it a step', messages(got))
+    -- A step role is the engine's (instantiation assigns it to "system").
+    local stepped = MINIMAL:format(", step = function() return {} end"):gsub(
+      'roles = { "worker", ', 'roles = { { "worker", status = "REVOKED" }, ')
+    canon, lines, errs = run(stepped)
+    assert.are.same({}, errs)
+    assert.are.same({}, validate.check(canon, { file = "x.lua", lines = lines, expr = expr,
+      json_null = NULL }))
+  end)
+  it("keeps DIRECTIONAL_FILTER and PASS_THRU allowed on OUTBOUND components", function()
+    local text = MINIMAL:format(""):gsub('outbound = { "done" } }',
+      'outbound = { { "done", guards = { pass_thru "spy", directional "pick" { field = "kind", ' ..
+      'routes = { x = "done" } } } } } }', 1)
+    local canon, lines, errs = run(text)
+    assert.are.same({}, errs)
+    assert.are.equal(4, #canon.guardians)
+    assert.are.same({}, validate.check(canon, { file = "x.lua", lines = lines, expr = expr,
+      json_null = NULL }))
+  end)
   it("rejects an actor whose type differs from the same actor in a child workflow", function()
     local a = assert(run((MINIMAL:format(', child_workflow = "CHILD-X"'):gsub('"MINI"', '"PARENT-X"')
-      :gsub("\n}\n$", '\n  actors = { actor "clerk" { type = "AI_AGENT" } },\n}\n'))))
+      :gsub('actors = { actor "staff"', 'actors = { actor "clerk" { type = "AI_AGENT" }, actor "staff"'))))
     local stored = {
       ["CHILD-X"] = { name = "CHILD-X", roles = {}, actors = { { name = "clerk", type = "HUMAN" } } },
     }
