@@ -119,7 +119,7 @@ static int checkout_submit(char got[37]) {
   char *json = NULL, *out = NULL;
   long long v;
   int rc = chm_checkout(inst, "alice", "scorer", NULL, &json);
-  snprintf(got, 37, "%s", jstr(json, "uow_id"));
+  snprintf(got, 37, "%.36s", jstr(json, "uow_id"));
   v = jint(json, "version");
   chm_free(json);
   if (rc != CHM_OK)
