@@ -426,7 +426,7 @@ describe("argument errors and value ranges", function()
       err(inst.memory_decay, inst, "x"))
     assert.are.equal("bad argument #1 to 'clock_advance' (number has no integer representation)",
       err(chm.clock_advance, 1.5))
-    assert.are.equal("bad argument #1 to 'open_instance' (string expected, got nil)",
+    assert.are.equal("bad argument #1 to 'open_instance' (string expected, got no value)",
       err(chm.open_instance))
   end)
 

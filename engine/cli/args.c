@@ -73,8 +73,8 @@ static int parse_int(const char *s, long long lo, long long hi,
 ** The text lives in a static buffer until the next call. */
 static const char *ms_problem(const char *val, int bad, const char *what,
                               long long lo, long long hi, const char *unit) {
-  static char buf[160];
-  snprintf(buf, sizeof buf, "'%.40s' is %s: %s is %lld to %lld ms%s", val,
+  static char buf[180];
+  snprintf(buf, sizeof buf, "'%.40s' is %s: %s is %lld to %lld %s", val,
            bad == -1 ? "not a number" : bad == -2 ? "too small" : "too large",
            what, lo, hi, unit);
   return buf;
@@ -119,8 +119,9 @@ static const char *apply(cli *c, const cli_opt *o, const char *val) {
   }
   case OPT_NOW:
     if ((bad = parse_int(val, CHM_CLOCK_MIN_MS, CHM_CLOCK_MAX_MS, &c->now)))
-      return ms_problem(val, bad, "a time", CHM_CLOCK_MIN_MS, CHM_CLOCK_MAX_MS,
-                        " since the epoch (years 1970 to 9999)");
+      return bad == -1 ? "a time is a number of milliseconds since the epoch"
+                       : ms_problem(val, bad, "a time", CHM_CLOCK_MIN_MS, CHM_CLOCK_MAX_MS,
+                        "milliseconds since the epoch (years 1970 to 9999)");
     c->now_given = 1;
     break;
   case OPT_WORKFLOW:
@@ -174,8 +175,9 @@ static const char *apply(cli *c, const cli_opt *o, const char *val) {
   }
   case OPT_LEASE:
     if ((bad = parse_int(val, 1, CHM_LEASE_MAX_MS, &c->lease_ms)))
-      return ms_problem(val, bad, "a lease", 1, CHM_LEASE_MAX_MS,
-                        " (366 days)");
+      return bad == -1 ? "a lease is a positive number of milliseconds"
+                       : ms_problem(val, bad, "a lease", 1, CHM_LEASE_MAX_MS,
+                        "ms (366 days)");
     break;
   }
   if (val && !*val && o->id != OPT_NAME && o->id != OPT_REASONING &&
@@ -317,11 +319,16 @@ int cli_set_clock(cli *c) {
   if (c->now_given) {
     chm_clock_set_virtual((int64_t)c->now);
   } else if (env && *env) {
-    if ((bad = parse_int(env, CHM_CLOCK_MIN_MS, CHM_CLOCK_MAX_MS, &ms)))
+    if ((bad = parse_int(env, CHM_CLOCK_MIN_MS, CHM_CLOCK_MAX_MS, &ms)) == -1)
+      return cli_usage_error(c,
+                             "CHAMELEON_NOW='%.40s' is not a number of "
+                             "milliseconds since the epoch",
+                             env);
+    if (bad)
       return cli_usage_error(
           c, "CHAMELEON_NOW=%s",
           ms_problem(env, bad, "a time", CHM_CLOCK_MIN_MS, CHM_CLOCK_MAX_MS,
-                     " since the epoch (years 1970 to 9999)"));
+                     "milliseconds since the epoch (years 1970 to 9999)"));
     chm_clock_set_virtual((int64_t)ms);
   }
   return CLI_EXIT_OK;

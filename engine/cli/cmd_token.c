@@ -844,13 +844,6 @@ int cli_cmd_memory(cli *c) {
   } else if (strcmp(action, "toxic") == 0) {
     if (nargs != 1)
       return cli_usage_error(c, "memory toxic takes one memory ID");
-    if (strlen(c->pos[2]) != 36) /* memory_id is a 36-character UUID */
-      return cli_error(c, CLI_EXIT_INVALID,
-                       "the ids are the memory_id column: chameleon sql "
-                       "--instance INSTANCE 'SELECT memory_id, key FROM "
-                       "Local_Role_Attributes'",
-                       "'%s' is not a memory row id (a memory id is a "
-                       "36-character UUID)", c->pos[2]);
   } else if (strcmp(action, "decay") == 0) {
     char *end;
     long days;
