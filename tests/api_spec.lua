@@ -387,3 +387,74 @@ return workflow "TK-LISTARG" {
     assert.is_true(inst:verify().ok) -- still usable
   end)
 end)
+
+describe("argument errors and value ranges", function()
+  local dir, meta, inst
+  lazy_setup(function()
+    dir = tmpdir()
+    meta = assert(chm.open_meta(dir .. "/meta.db"))
+    assert(meta:import("workflows/wf_fin_001.lua"))
+    assert(meta:instantiate("WF-FIN-001", dir .. "/fin.db"))
+    inst = assert(chm.open_instance(dir .. "/fin.db"))
+  end)
+  lazy_teardown(function()
+    if inst then inst:close() end
+    if meta then meta:close() end
+    chm.clock_real()
+  end)
+
+  -- err(f, ...) -> the message f(...) raised (fails when it returns).
+  local function err(f, ...)
+    local ok, e = pcall(f, ...)
+    assert.is_false(ok, "expected an error")
+    return e
+  end
+
+  it("name the method however it is called (pcall, tail call)", function()
+    -- each as the audit found them: '?' instead of the name
+    assert.are.equal("bad argument #1 to 'genesis' (table expected, got string)",
+      err(inst.genesis, inst, "x"))
+    local e = err(function() return inst:token(nil) end)
+    assert.truthy(e:find("bad argument #1 to 'token' (string expected, got nil)", 1, true), e)
+    assert.are.equal("calling 'import' on bad self (chameleon.meta expected, got chameleon.instance)",
+      err(meta.import, inst, "x.lua"))
+    assert.are.equal("bad argument #1 to 'checkout' (string expected, got table)",
+      err(inst.checkout, inst, {}, "FA-M-001"))
+    assert.are.equal("bad argument #2 to 'export' (invalid option 'svg')",
+      err(meta.export, meta, "WF-FIN-001", "svg"))
+    assert.are.equal("bad argument #1 to 'memory_decay' (number expected, got string)",
+      err(inst.memory_decay, inst, "x"))
+    assert.are.equal("bad argument #1 to 'clock_advance' (number has no integer representation)",
+      err(chm.clock_advance, 1.5))
+    assert.are.equal("bad argument #1 to 'open_instance' (string expected, got no value)",
+      err(chm.open_instance))
+  end)
+
+  it("refuse a lease beyond 366 days and leave the lease as it was", function()
+    local e = err(inst.set_lease_ms, inst, math.maxinteger)
+    assert.truthy(e:find("lease length 9223372036854775807 ms is out of range: give 1 to 31622400000 ms", 1, true), e)
+    assert.has_error(function() inst:set_lease_ms(0) end)
+    assert.is_true(inst:set_lease_ms(31622400000))
+    assert.is_true(inst:set_lease_ms(300000))
+  end)
+
+  it("refuse clock readings outside the years 1970 to 9999", function()
+    chm.clock_set_virtual(1000)
+    local e = err(chm.clock_advance, math.maxinteger)
+    assert.truthy(e:find("bad argument #1 to 'clock_advance' (advancing the clock (1000 ms) by "
+      .. "9223372036854775807 ms leaves the range 0 to 253402300799999", 1, true), e)
+    assert.are.equal(1000, chm.clock_now())
+    e = err(chm.clock_set_virtual, 253402300800000)
+    assert.truthy(e:find("clock reading 253402300800000 ms is out of range: give 0 to 253402300799999", 1, true), e)
+    assert.has_error(function() chm.clock_set_virtual(-1) end)
+    assert.has_error(function() chm.clock_advance(-1001) end)
+    assert.are.equal(1000, chm.clock_now())
+    -- a token checked out at the last instant a lease allows still works
+    chm.clock_set_virtual(253402300799999 - 31622400000)
+    assert.is_true(inst:set_lease_ms(31622400000))
+    assert(inst:genesis({ po_amount = 100, document = "Vendor: ACME Amount: 120 PO: PO-7" },
+      { actor = "ap-specialist" }))
+    assert.is_true(inst:verify().ok)
+    inst:set_lease_ms(300000)
+  end)
+end)

@@ -700,3 +700,102 @@ return workflow "WF-HUGE" { interactions = inters, roles = roles }
     end
   end)
 end)
+
+-- ---------------------------------------------------------------------------
+-- Hostile values and damaged or read-only stores
+-- ---------------------------------------------------------------------------
+
+describe("chameleon on hostile values and damaged stores", function()
+  local dir
+  local ROOT_USER = assert(io.popen("id -u")):read("l") == "0"
+  local HAVE_SQLITE3 = os.execute("command -v sqlite3 > /dev/null 2>&1") == true
+
+  lazy_setup(function()
+    dir = mktemp()
+    expect(run(dir, { "init" }), 0)
+    expect(run(dir, { "import", ROOT .. "/workflows/wf_fin_001.lua" }), 0)
+    expect(run(dir, { "instantiate", "WF-FIN-001", "--out", "fin.db" }), 0)
+    for _ = 1, 30 do
+      expect(run(dir, { "genesis", "fin.db", "--actor", "ap-specialist",
+                        "--attr", "po_amount=100",
+                        "--attr", "document=Vendor: ACME Amount: 120 PO: PO-7" }), 0)
+    end
+  end)
+
+  it("refuses a lease beyond 366 days, naming the value and the range", function()
+    local r = expect(run(dir, { "checkout", "fin.db", "--actor", "finance-manager",
+                                "--role", "FA-M-001", "--lease", "9223372036854775807" }), 2)
+    assert_has(r.err, "option '--lease': '9223372036854775807' is too large: "
+      .. "a lease is 1 to 31622400000 ms (366 days)")
+    r = expect(run(dir, { "heartbeat", "fin.db", "x", "--actor", "a",
+                          "--lease", "99999999999999999999999999" }), 2)
+    assert_has(r.err, "'99999999999999999999999999' is too large")
+    r = expect(run(dir, { "checkout", "fin.db", "--actor", "finance-manager",
+                          "--role", "FA-M-001", "--lease", "0" }), 2)
+    assert_has(r.err, "'0' is too small: a lease is 1 to 31622400000 ms")
+  end)
+
+  it("refuses a clock outside the years 1970 to 9999 from --now and CHAMELEON_NOW", function()
+    local r = expect(run(dir, { "tokens", "fin.db", "--now", "253402300800000" }), 2)
+    assert_has(r.err, "option '--now': '253402300800000' is too large: a time is 0 to "
+      .. "253402300799999 milliseconds since the epoch (years 1970 to 9999)")
+    r = expect(run(dir, { "tokens", "fin.db" }, "CHAMELEON_NOW=-1"), 2)
+    assert_has(r.err, "CHAMELEON_NOW='-1' is too small")
+    expect(run(dir, { "tokens", "fin.db", "--now", "253402300799999" }), 0)
+  end)
+
+  it("says what is wrong with an empty memory key and a negative memory id", function()
+    local r = expect(run(dir, { "memory", "fin.db", "set", "FA-M-001", "", "1" }), 3)
+    assert_has(r.err, "the KEY of memory set is empty (role 'FA-M-001')")
+    -- "-1" reaches the command as an id (it used to be an unknown option)
+    r = expect(run(dir, { "memory", "fin.db", "toxic", "-1" }), 4)
+    assert_has(r.err, "no memory row '-1' in instance")
+  end)
+
+  it("exits 6 naming the file when a table page of the store is damaged", function()
+    if not HAVE_SQLITE3 then
+      pending("needs the sqlite3 shell to find the log's pages (dbstat)")
+      return
+    end
+    expect(run(dir, { "verify", "fin.db" }), 0)
+    os.execute("cp " .. q(dir .. "/fin.db") .. " " .. q(dir .. "/bad.db"))
+    -- the leaf pages of Interaction_Logs, never page 1 or the schema
+    local pages = lines_of("sqlite3 " .. q(dir .. "/fin.db") ..
+      " \"SELECT pageno FROM dbstat WHERE name = 'Interaction_Logs' AND pagetype = 'leaf'\"")
+    assert.is_true(#pages > 0)
+    for _, p in ipairs(pages) do
+      os.execute(string.format("dd if=/dev/zero of=%s bs=4096 seek=%d count=1 conv=notrunc 2>/dev/null",
+        q(dir .. "/bad.db"), tonumber(p) - 1))
+    end
+    local r = expect(run(dir, { "verify", "bad.db" }), 6)
+    assert_has(r.err, dir .. "/bad.db: the store file is damaged (database error (")
+    assert_has(r.err, "): database disk image is malformed)")
+    assert_has(r.err, "restore it from a backup (sqlite3 '" .. dir .. "/bad.db' 'PRAGMA integrity_check'")
+  end)
+
+  it("names a read-only store file and says what to do", function()
+    if ROOT_USER then
+      pending("runs as root: file permissions do not stop root")
+      return
+    end
+    os.execute("cp " .. q(dir .. "/fin.db") .. " " .. q(dir .. "/ro.db") .. " && chmod 444 " .. q(dir .. "/ro.db"))
+    local r = expect(run(dir, { "genesis", "ro.db", "--actor", "ap-specialist" }), 1)
+    assert_has(r.err, "ro.db: cannot write the store: the file is read-only")
+    assert_has(r.err, "make it writable (chmod u+w")
+  end)
+
+  it("names a read-only directory and says why it must be writable", function()
+    if ROOT_USER then
+      pending("runs as root: directory permissions do not stop root")
+      return
+    end
+    local ro = dir .. "/rodir"
+    os.execute("mkdir " .. q(ro) .. " && cp " .. q(dir .. "/fin.db") .. " " .. q(ro .. "/ro.db") ..
+      " && chmod 555 " .. q(ro))
+    local r = run(dir, { "tokens", "rodir/ro.db" })
+    os.execute("chmod 755 " .. q(ro))
+    expect(r, 1)
+    assert_has(r.err, "its directory '" .. ro .. "' is not writable, and a store needs "
+      .. "to create its -wal and -shm files there")
+  end)
+end)

@@ -56,15 +56,34 @@ static int parse_int(const char *s, long long lo, long long hi,
   long long v;
   errno = 0;
   v = strtoll(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi)
+  if (end == s || *end)
     return -1;
+  if (errno == ERANGE) /* beyond int64: the sign says which way */
+    return v < 0 ? -2 : -3;
+  if (errno || v < lo)
+    return v < lo ? -2 : -1;
+  if (v > hi)
+    return -3;
   *out = v;
   return 0;
+}
+
+/* ms_problem(val, bad, what, lo, hi, unit) -> the problem with a number
+** of milliseconds parse_int refused (bad), naming the value and the range.
+** The text lives in a static buffer until the next call. */
+static const char *ms_problem(const char *val, int bad, const char *what,
+                              long long lo, long long hi, const char *unit) {
+  static char buf[180];
+  snprintf(buf, sizeof buf, "'%.40s' is %s: %s is %lld to %lld %s", val,
+           bad == -1 ? "not a number" : bad == -2 ? "too small" : "too large",
+           what, lo, hi, unit);
+  return buf;
 }
 
 /* Store option o with value val (NULL for flags) in c. Returns NULL, or a
 ** static problem description for a bad value. */
 static const char *apply(cli *c, const cli_opt *o, const char *val) {
+  int bad;
   switch (o->id) {
   case OPT_HELP:
     c->help = 1;
@@ -99,8 +118,10 @@ static const char *apply(cli *c, const cli_opt *o, const char *val) {
     break;
   }
   case OPT_NOW:
-    if (parse_int(val, 0, INT64_MAX, &c->now))
-      return "a time is a number of milliseconds since the epoch";
+    if ((bad = parse_int(val, CHM_CLOCK_MIN_MS, CHM_CLOCK_MAX_MS, &c->now)))
+      return bad == -1 ? "a time is a number of milliseconds since the epoch"
+                       : ms_problem(val, bad, "a time", CHM_CLOCK_MIN_MS, CHM_CLOCK_MAX_MS,
+                        "milliseconds since the epoch (years 1970 to 9999)");
     c->now_given = 1;
     break;
   case OPT_WORKFLOW:
@@ -153,8 +174,10 @@ static const char *apply(cli *c, const cli_opt *o, const char *val) {
     break;
   }
   case OPT_LEASE:
-    if (parse_int(val, 1, INT64_MAX, &c->lease_ms))
-      return "a lease is a positive number of milliseconds";
+    if ((bad = parse_int(val, 1, CHM_LEASE_MAX_MS, &c->lease_ms)))
+      return bad == -1 ? "a lease is a positive number of milliseconds"
+                       : ms_problem(val, bad, "a lease", 1, CHM_LEASE_MAX_MS,
+                        "ms (366 days)");
     break;
   }
   if (val && !*val && o->id != OPT_NAME && o->id != OPT_REASONING &&
@@ -214,7 +237,10 @@ int cli_parse(cli *c, const cli_cmd *cmd, int argc, char **argv) {
     const char *val = NULL, *bad;
     char shown[64];
 
-    if (only_pos || a[0] != '-' || a[1] == 0) {
+    /* "-" alone and "-1" (a negative number: no option is a digit) are
+    ** arguments, so the command can say what is wrong with the value */
+    if (only_pos || a[0] != '-' || a[1] == 0 ||
+        (a[1] >= '0' && a[1] <= '9')) {
       c->pos[c->npos++] = argv[i];
       continue;
     }
@@ -288,14 +314,21 @@ int cli_parse(cli *c, const cli_cmd *cmd, int argc, char **argv) {
 int cli_set_clock(cli *c) {
   const char *env = getenv("CHAMELEON_NOW");
   long long ms;
+  int bad;
+  /* --now was checked against the clock's range when it was parsed */
   if (c->now_given) {
     chm_clock_set_virtual((int64_t)c->now);
   } else if (env && *env) {
-    if (parse_int(env, 0, INT64_MAX, &ms))
+    if ((bad = parse_int(env, CHM_CLOCK_MIN_MS, CHM_CLOCK_MAX_MS, &ms)) == -1)
       return cli_usage_error(c,
                              "CHAMELEON_NOW='%.40s' is not a number of "
                              "milliseconds since the epoch",
                              env);
+    if (bad)
+      return cli_usage_error(
+          c, "CHAMELEON_NOW=%s",
+          ms_problem(env, bad, "a time", CHM_CLOCK_MIN_MS, CHM_CLOCK_MAX_MS,
+                     "milliseconds since the epoch (years 1970 to 9999)"));
     chm_clock_set_virtual((int64_t)ms);
   }
   return CLI_EXIT_OK;

@@ -836,6 +836,11 @@ int cli_cmd_memory(cli *c) {
   if (strcmp(action, "set") == 0) {
     if (nargs != 3)
       return cli_usage_error(c, "memory set takes ROLE KEY VALUE");
+    if (!*c->pos[3])
+      return cli_error(c, CLI_EXIT_INVALID,
+                       "give a non-empty KEY, e.g. 'memory set INSTANCE "
+                       "ROLE threshold 500'",
+                       "the KEY of memory set is empty (role '%s')", c->pos[2]);
   } else if (strcmp(action, "toxic") == 0) {
     if (nargs != 1)
       return cli_usage_error(c, "memory toxic takes one memory ID");

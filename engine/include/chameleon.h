@@ -135,17 +135,27 @@ void chm_limits_default(chm_limits *out);
 ** of one.
 */
 
+/* The range of every clock reading the engine accepts: ms since the Unix
+** epoch from 1970-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z, the
+** years the stores' ISO-8601 timestamps (and their CHECK constraints)
+** can hold. */
+#define CHM_CLOCK_MIN_MS INT64_C(0)
+#define CHM_CLOCK_MAX_MS INT64_C(253402300799999)
+
 /* chm_clock_set_virtual(ms): from now on the engine's clock reads `ms`
-** (milliseconds since the Unix epoch; INT64_MIN is taken as INT64_MIN+1)
-** until advanced, set again or reset. Process-wide, atomic; for tests,
-** replay and simulation. Cannot fail. */
-void chm_clock_set_virtual(int64_t ms);
+** (milliseconds since the Unix epoch) until advanced, set again or reset.
+** Process-wide, atomic; for tests, replay and simulation. Returns CHM_OK,
+** or CHM_MISUSE (clock unchanged) when ms is outside
+** CHM_CLOCK_MIN_MS..CHM_CLOCK_MAX_MS. */
+int chm_clock_set_virtual(int64_t ms);
 
 /* chm_clock_advance(ms): add ms (may be negative) to the virtual clock, as
-** one atomic read-modify-write (two concurrent advances both count). A
-** no-op when the real clock is in use, including when another thread
-** restores it concurrently. Cannot fail. */
-void chm_clock_advance(int64_t ms);
+** one atomic read-modify-write (two concurrent advances both count).
+** Returns CHM_OK; a no-op returning CHM_OK when the real clock is in use,
+** including when another thread restores it concurrently. Returns
+** CHM_MISUSE (clock unchanged) when the result would leave
+** CHM_CLOCK_MIN_MS..CHM_CLOCK_MAX_MS. */
+int chm_clock_advance(int64_t ms);
 
 /* chm_clock_set_real(): go back to the real clock (CLOCK_REALTIME).
 ** Atomic; cannot fail. */
@@ -491,9 +501,14 @@ int chm_meta_register_function(chm_meta *m, const char *name, chm_expr_fn fn,
 ** and chm_verify still work.
 */
 
+/* The longest lease a handle gives: 366 days in ms. */
+#define CHM_LEASE_MAX_MS INT64_C(31622400000)
+
 /* chm_set_lease_ms(inst, ms): lease length given by later checkouts (and
 ** heartbeats, resumes) on this handle (default 300000 ms). Writes
-** nothing. ms must be > 0, else CHM_MISUSE. No other error. */
+** nothing. ms must be in 1..CHM_LEASE_MAX_MS, else CHM_MISUSE with a
+** message naming the value and the range (the length is unchanged). No
+** other error. */
 int chm_set_lease_ms(chm_instance *inst, int64_t ms);
 
 /* chm_genesis(inst, workflow, attrs_json, actor, &uow_id): create a base

@@ -152,6 +152,14 @@ enum chm__store_kind { CHM__META = 0, CHM__INSTANCE = 1 };
 int chm__store_open(const char *path, int kind, int create, sqlite3 **db,
                     char **err);
 
+/* chm__store_status(db, what, &msg) -> the status of the last SQLite
+** error on db: CHM_CORRUPT for SQLITE_CORRUPT and SQLITE_NOTADB, CHM_IO
+** for SQLITE_READONLY, SQLITE_CANTOPEN and SQLITE_IOERR (extended codes
+** included), else CHM_DB. For the first two kinds *msg is a malloc'ed
+** message naming the store file and what to do, with `what` (the failed
+** operation) and SQLite's text; else *msg is NULL. */
+int chm__store_status(sqlite3 *db, const char *what, char **msg);
+
 /* chm__db_push(L, db)   [-0, +1, m]
 ** Push a `db` userdata over the connection (not owned: the core closes
 ** it) for TRUSTED Lua only. Methods (all raise on SQL errors, with the

@@ -100,6 +100,19 @@ static int seterr_plain(chm__core *c, int rc, const char *msg) {
   return chm__core_seterr(c, rc, "%.*s", (int)(tb - msg), msg);
 }
 
+/* store_fail(c, rc, what) -> rc, or CHM_CORRUPT / CHM_IO when the last
+** SQLite error on c->db says the store is damaged or cannot be written;
+** then c's message is set to the one naming the file and what to do.
+** Call right after the failure, before anything else runs on c->db. */
+static int store_fail(chm__core *c, int rc, const char *what) {
+  char *msg = NULL;
+  int st = chm__store_status(c->db, what, &msg);
+  if (msg == NULL) return rc;
+  chm__core_seterr(c, st, "%s", msg);
+  free(msg);
+  return st;
+}
+
 /* Maps a code name returned by trusted Lua ("INVALID") to a status. */
 static int status_of(const char *name) {
   int i;
@@ -169,6 +182,15 @@ int chm__core_invoke_ex(chm__core *c, const char *module, const char *fn,
       lua_pushnil(L);
   }
   rc = chm__pcall(L, 3 + nargs + (extra != NULL), 3, &trusted_limits);
+  if (rc == CHM_SCRIPT) { /* an SQL error raised by trusted Lua */
+    int st = store_fail(c, rc, fn);
+    if (st != rc) {
+      if (!sqlite3_get_autocommit(c->db))
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+      lua_settop(L, top);
+      return st;
+    }
+  }
   if (!sqlite3_get_autocommit(c->db))
     sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
   if (extra != NULL && !sqlite3_get_autocommit(extra))
@@ -411,8 +433,28 @@ int chm__core_query(chm__core *c, const char *sql, char **out) {
   rc = chm__pcall(L, 2, 1, &trusted_limits);
   if (rc != CHM_OK) {
     const char *msg = lua_tostring(L, -1);
-    if (msg != NULL && strstr(msg, "read-only statement") != NULL) rc = CHM_DENIED;
-    else if (rc == CHM_SCRIPT) rc = CHM_DB;
+    const char *over = msg != NULL ? strstr(msg, "script exceeded its ")
+                                   : NULL;
+    if (msg != NULL && strstr(msg, "read-only statement") != NULL) {
+      rc = CHM_DENIED;
+    } else if (rc == CHM_BUDGET && over != NULL) {
+      /* the kill text is the sandbox's, written for scripts: name the
+      ** query instead ("SQL query exceeded its deadline of 30000 ms") */
+      const char *end = strstr(over, "\nstack traceback:");
+      chm__core_seterr(c, rc, "SQL query exceeded its %.*s; narrow it (a "
+                       "WHERE clause, a LIMIT) and run it again",
+                       (int)(end != NULL ? end - over - 20
+                                         : (ptrdiff_t)strlen(over) - 20),
+                       over + 20);
+      lua_settop(L, top);
+      return rc;
+    } else if (rc == CHM_SCRIPT) {
+      rc = store_fail(c, CHM_DB, "SQL query");
+      if (rc != CHM_DB) {
+        lua_settop(L, top);
+        return rc;
+      }
+    }
     seterr_plain(c, rc, msg);
   } else if ((*out = dup_lua(L, -1)) == NULL) {
     rc = chm__core_seterr(c, CHM_NOMEM, "out of memory");

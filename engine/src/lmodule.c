@@ -72,6 +72,86 @@ static void push_json(lua_State *L, char *text) {
     lua_error(L);
 }
 
+/* ---- argument checks ----------------------------------------------------- */
+
+/* Every function of the module and every method of a handle is registered
+** as a closure with two upvalues: its name and whether it is a method.
+** Argument errors name the function from those, not from lua_getinfo,
+** which cannot name a function reached through pcall(inst.genesis, ...),
+** a tail call or a local alias and would print '?'. A method's self is
+** argument 0, as in luaL_argerror: "bad argument #1 to 'genesis' (table
+** expected, got string)", "calling 'genesis' on bad self". */
+
+/* Raises "bad argument #N to 'NAME' (msg)".   [-0, +0, v] */
+static int arg_error(lua_State *L, int arg, const char *msg) {
+  const char *name = lua_tostring(L, lua_upvalueindex(1));
+  if (name == NULL) return luaL_argerror(L, arg, msg); /* __gc, __close */
+  if (lua_toboolean(L, lua_upvalueindex(2))) {
+    if (--arg == 0)
+      return luaL_error(L, "calling '%s' on bad self (%s)", name, msg);
+  }
+  return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, name, msg);
+}
+
+/* Raises "TYPE expected, got TYPENAME" for the argument at arg. */
+static int arg_type_error(lua_State *L, int arg, const char *tname) {
+  const char *got = luaL_typename(L, arg);
+  if (luaL_getmetafield(L, arg, "__name") == LUA_TSTRING)
+    got = lua_tostring(L, -1);
+  return arg_error(L, arg, lua_pushfstring(L, "%s expected, got %s", tname,
+                                           got));
+}
+
+static void arg_type(lua_State *L, int arg, int t) {
+  if (lua_type(L, arg) != t) arg_type_error(L, arg, lua_typename(L, t));
+}
+
+static const char *arg_lstring(lua_State *L, int arg, size_t *len) {
+  const char *s = lua_tolstring(L, arg, len);
+  if (s == NULL) arg_type_error(L, arg, "string");
+  return s;
+}
+
+static const char *arg_string(lua_State *L, int arg) {
+  return arg_lstring(L, arg, NULL);
+}
+
+static const char *arg_optstring(lua_State *L, int arg, const char *def) {
+  return lua_isnoneornil(L, arg) ? def : arg_string(L, arg);
+}
+
+static lua_Integer arg_integer(lua_State *L, int arg) {
+  int isnum;
+  lua_Integer v = lua_tointegerx(L, arg, &isnum);
+  if (!isnum) {
+    if (lua_isnumber(L, arg))
+      arg_error(L, arg, "number has no integer representation");
+    else
+      arg_type_error(L, arg, "number");
+  }
+  return v;
+}
+
+static lua_Integer arg_optinteger(lua_State *L, int arg, lua_Integer def) {
+  return lua_isnoneornil(L, arg) ? def : arg_integer(L, arg);
+}
+
+static int arg_option(lua_State *L, int arg, const char *def,
+                      const char *const lst[]) {
+  const char *name = def != NULL ? arg_optstring(L, arg, def)
+                                 : arg_string(L, arg);
+  int i;
+  for (i = 0; lst[i]; i++)
+    if (strcmp(lst[i], name) == 0) return i;
+  return arg_error(L, arg, lua_pushfstring(L, "invalid option '%s'", name));
+}
+
+static void *arg_udata(lua_State *L, int arg, const char *tname) {
+  void *p = luaL_testudata(L, arg, tname);
+  if (p == NULL) arg_type_error(L, arg, tname);
+  return p;
+}
+
 /* Turns (rc, out, msg) into Lua results. A failing call that still
 ** produced a report returns nil, msg, CODE, report. */
 static int finish(lua_State *L, int rc, char *out, const char *msg,
@@ -181,7 +261,7 @@ static const char *opt_str(lua_State *L, int idx, const char *fn,
 /* ---- meta-store ---------------------------------------------------------- */
 
 static chm_meta *checkmeta(lua_State *L) {
-  meta_ud *u = luaL_checkudata(L, 1, META_MT);
+  meta_ud *u = arg_udata(L, 1, META_MT);
   if (u->m == NULL)
     luaL_error(L, "attempt to use a closed meta-store");
   return u->m;
@@ -189,7 +269,7 @@ static chm_meta *checkmeta(lua_State *L) {
 
 /* chameleon.open_meta(path) -> meta | nil, err, code   [-1, +1|3, e] */
 static int l_open_meta(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = arg_string(L, 1);
   meta_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
   int rc;
   u->m = NULL;
@@ -206,7 +286,7 @@ static int l_open_meta(lua_State *L) {
 
 /* meta:close()   [-1, +0, -]; also __gc and __close. */
 static int l_meta_close(lua_State *L) {
-  meta_ud *u = luaL_checkudata(L, 1, META_MT);
+  meta_ud *u = arg_udata(L, 1, META_MT);
   chm_meta_close(u->m);
   u->m = NULL;
   return 0;
@@ -216,7 +296,7 @@ static int l_meta_close(lua_State *L) {
 static int l_meta_import(lua_State *L) {
   chm_meta *m = checkmeta(L);
   char *out = NULL;
-  int rc = chm_meta_import(m, luaL_checkstring(L, 2), &out);
+  int rc = chm_meta_import(m, arg_string(L, 2), &out);
   return finish(L, rc, out, chm_meta_errmsg(m), 0);
 }
 
@@ -224,7 +304,7 @@ static int l_meta_import(lua_State *L) {
 static int l_meta_validate(lua_State *L) {
   chm_meta *m = checkmeta(L);
   char *out = NULL;
-  int rc = chm_meta_validate(m, luaL_checkstring(L, 2), &out);
+  int rc = chm_meta_validate(m, arg_string(L, 2), &out);
   return finish(L, rc, out, chm_meta_errmsg(m), 0);
 }
 
@@ -240,8 +320,8 @@ static int l_meta_list(lua_State *L) {
 static int l_meta_show(lua_State *L) {
   chm_meta *m = checkmeta(L);
   char *out = NULL;
-  int rc = chm_meta_show(m, luaL_checkstring(L, 2),
-                         (int)luaL_optinteger(L, 3, 0), &out);
+  int rc = chm_meta_show(m, arg_string(L, 2),
+                         (int)arg_optinteger(L, 3, 0), &out);
   return finish(L, rc, out, chm_meta_errmsg(m), 0);
 }
 
@@ -250,9 +330,9 @@ static int l_meta_export(lua_State *L) {
   static const char *const fmts[] = {"json", "dot", NULL};
   chm_meta *m = checkmeta(L);
   char *out = NULL;
-  int fmt = luaL_checkoption(L, 3, "json", fmts);
+  int fmt = arg_option(L, 3, "json", fmts);
   int rc =
-      chm_meta_export(m, luaL_checkstring(L, 2), (int)luaL_optinteger(L, 4, 0),
+      chm_meta_export(m, arg_string(L, 2), (int)arg_optinteger(L, 4, 0),
                       fmt == 1 ? CHM_EXPORT_DOT : CHM_EXPORT_JSON, &out);
   return finish(L, rc, out, chm_meta_errmsg(m), 1);
 }
@@ -260,8 +340,8 @@ static int l_meta_export(lua_State *L) {
 /* meta:instantiate(name, path [, {name=, version=}]) -> report | nil, ... */
 static int l_meta_instantiate(lua_State *L) {
   chm_meta *m = checkmeta(L);
-  const char *name = luaL_checkstring(L, 2);
-  const char *path = luaL_checkstring(L, 3);
+  const char *name = arg_string(L, 2);
+  const char *path = arg_string(L, 3);
   const char *iname = NULL;
   int version = 0, rc;
   char *out = NULL;
@@ -281,7 +361,7 @@ static int l_meta_instantiate(lua_State *L) {
 static int l_meta_guide(lua_State *L) {
   chm_meta *m = checkmeta(L);
   char *out = NULL;
-  int rc = chm_meta_guide(m, luaL_optstring(L, 2, NULL), &out);
+  int rc = chm_meta_guide(m, arg_optstring(L, 2, NULL), &out);
   return finish(L, rc, out, chm_meta_errmsg(m), 0);
 }
 
@@ -289,7 +369,7 @@ static int l_meta_guide(lua_State *L) {
 static int l_meta_query(lua_State *L) {
   chm_meta *m = checkmeta(L);
   char *out = NULL;
-  int rc = chm_meta_query(m, luaL_checkstring(L, 2), &out);
+  int rc = chm_meta_query(m, arg_string(L, 2), &out);
   return finish(L, rc, out, chm_meta_errmsg(m), 0);
 }
 
@@ -317,7 +397,7 @@ static int l_meta_eval(lua_State *L) {
   chm_limits lim;
   char *out = NULL;
   int rc;
-  const char *src = luaL_checkstring(L, 2);
+  const char *src = arg_string(L, 2);
   check_limits(L, 3, "eval", &lim);
   rc = chm_meta_eval(m, src, &lim, &out);
   if (rc == CHM_OK && out != NULL && strcmp(out, "null") == 0) {
@@ -337,10 +417,10 @@ static int l_meta_eval(lua_State *L) {
 ** message, "INVALID". */
 static int l_meta_register_function(lua_State *L) {
   chm_meta *m = checkmeta(L);
-  const char *name = luaL_checkstring(L, 2);
+  const char *name = arg_string(L, 2);
   int rc;
   if (!lua_isnoneornil(L, 3))
-    luaL_checktype(L, 3, LUA_TFUNCTION);
+    arg_type(L, 3, LUA_TFUNCTION);
   rc = chm_meta_register_function(m, name, NULL, NULL);
   return finish(L, rc, NULL, chm_meta_errmsg(m), 0);
 }
@@ -360,7 +440,7 @@ static const luaL_Reg meta_methods[] = {
 ** from inside one of its own skills (the engine is then in the middle of
 ** inst:run() on this very handle and cannot be re-entered). */
 static inst_ud *checkud(lua_State *L) {
-  inst_ud *u = luaL_checkudata(L, 1, INST_MT);
+  inst_ud *u = arg_udata(L, 1, INST_MT);
   if (u->i == NULL)
     luaL_error(L, "attempt to use a closed instance");
   if (u->L != NULL)
@@ -375,7 +455,7 @@ static chm_instance *checkinst(lua_State *L) { return checkud(L)->i; }
 /* chameleon.open_instance(path) -> instance | nil, err, code
 **   [-1, +1|3, e] */
 static int l_open_instance(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = arg_string(L, 1);
   inst_ud *u = lua_newuserdatauv(L, sizeof *u, 2);
   int rc;
   u->i = NULL;
@@ -402,7 +482,7 @@ static int l_open_instance(lua_State *L) {
 ** handle first (so no skill can be called any more), then frees the skill
 ** records and drops the skill functions. Idempotent. */
 static int l_inst_close(lua_State *L) {
-  inst_ud *u = luaL_checkudata(L, 1, INST_MT);
+  inst_ud *u = arg_udata(L, 1, INST_MT);
   skill *s, *next;
   exprfn *f, *fnext;
   if (u->L != NULL)
@@ -456,7 +536,7 @@ static int l_inst_validate(lua_State *L) {
 static int l_inst_query(lua_State *L) {
   chm_instance *i = checkinst(L);
   char *out = NULL;
-  int rc = chm_instance_query(i, luaL_checkstring(L, 2), &out);
+  int rc = chm_instance_query(i, arg_string(L, 2), &out);
   return finish(L, rc, out, chm_instance_errmsg(i), 0);
 }
 
@@ -465,7 +545,7 @@ static int l_inst_query(lua_State *L) {
 static int l_inst_guide(lua_State *L) {
   chm_instance *i = checkinst(L);
   char *out = NULL;
-  int rc = chm_instance_guide(i, luaL_optstring(L, 2, NULL), &out);
+  int rc = chm_instance_guide(i, arg_optstring(L, 2, NULL), &out);
   return finish(L, rc, out, chm_instance_errmsg(i), 0);
 }
 
@@ -476,7 +556,7 @@ static int l_inst_eval(lua_State *L) {
   chm_limits lim;
   char *out = NULL;
   int rc;
-  const char *src = luaL_checkstring(L, 2);
+  const char *src = arg_string(L, 2);
   check_limits(L, 3, "eval", &lim);
   rc = chm_instance_eval(i, src, &lim, &out);
   if (rc == CHM_OK && out != NULL && strcmp(out, "null") == 0) {
@@ -495,7 +575,7 @@ static int l_inst_eval(lua_State *L) {
 static const char *opt_table_json(lua_State *L, int idx, const char *what) {
   if (lua_isnoneornil(L, idx))
     return NULL;
-  luaL_checktype(L, idx, LUA_TTABLE);
+  arg_type(L, idx, LUA_TTABLE);
   if (chm__json_encode(L, idx, 0) != 0)
     luaL_error(L, "bad argument #%d (%s): %s", idx - 1, what,
                lua_tostring(L, -1));
@@ -541,9 +621,9 @@ static int l_inst_genesis(lua_State *L) {
 **   | nil, err, code   [-3|4, +1|3, e] */
 static int l_inst_checkout(lua_State *L) {
   chm_instance *i = checkinst(L);
-  const char *actor = luaL_checkstring(L, 2);
-  const char *role = luaL_checkstring(L, 3);
-  const char *inter = luaL_optstring(L, 4, NULL);
+  const char *actor = arg_string(L, 2);
+  const char *role = arg_string(L, 3);
+  const char *inter = arg_optstring(L, 4, NULL);
   char *out = NULL;
   int rc = chm_checkout(i, actor, role, inter, &out);
   return finish(L, rc, out, chm_instance_errmsg(i), 0);
@@ -553,7 +633,7 @@ static int l_inst_checkout(lua_State *L) {
 **   [-3, +1|3, e] */
 static int l_inst_heartbeat(lua_State *L) {
   chm_instance *i = checkinst(L);
-  int rc = chm_heartbeat(i, luaL_checkstring(L, 2), luaL_checkstring(L, 3));
+  int rc = chm_heartbeat(i, arg_string(L, 2), arg_string(L, 3));
   return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
 }
 
@@ -564,9 +644,9 @@ static int l_inst_heartbeat(lua_State *L) {
 ** children}. */
 static int l_inst_submit(lua_State *L) {
   chm_instance *i = checkinst(L);
-  const char *uow = luaL_checkstring(L, 2);
-  const char *actor = luaL_checkstring(L, 3);
-  lua_Integer version = luaL_checkinteger(L, 4);
+  const char *uow = arg_string(L, 2);
+  const char *actor = arg_string(L, 3);
+  lua_Integer version = arg_integer(L, 4);
   const char *changes;
   char *out = NULL;
   int rc;
@@ -580,8 +660,8 @@ static int l_inst_submit(lua_State *L) {
 **   [-3|4, +1|3, e] */
 static int l_inst_fail(lua_State *L) {
   chm_instance *i = checkinst(L);
-  int rc = chm_fail(i, luaL_checkstring(L, 2), luaL_checkstring(L, 3),
-                    luaL_optstring(L, 4, NULL));
+  int rc = chm_fail(i, arg_string(L, 2), arg_string(L, 3),
+                    arg_optstring(L, 4, NULL));
   return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
 }
 
@@ -589,13 +669,13 @@ static int l_inst_fail(lua_State *L) {
 **   -> true | nil, err, code   [-2|3, +1|3, e]; actor default "system". */
 static int l_inst_pause(lua_State *L) {
   chm_instance *i = checkinst(L);
-  int rc = chm_pause(i, luaL_checkstring(L, 2), luaL_optstring(L, 3, NULL));
+  int rc = chm_pause(i, arg_string(L, 2), arg_optstring(L, 3, NULL));
   return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
 }
 
 static int l_inst_resume(lua_State *L) {
   chm_instance *i = checkinst(L);
-  int rc = chm_resume(i, luaL_checkstring(L, 2), luaL_optstring(L, 3, NULL));
+  int rc = chm_resume(i, arg_string(L, 2), arg_optstring(L, 3, NULL));
   return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
 }
 
@@ -617,9 +697,9 @@ static int l_inst_resume_instance(lua_State *L) {
 **   [-4, +1|3, e]; actor nil = "system". */
 static int l_inst_clarify(lua_State *L) {
   chm_instance *i = checkinst(L);
-  const char *uow = luaL_checkstring(L, 2);
-  const char *actor = luaL_optstring(L, 3, NULL);
-  const char *text = luaL_checkstring(L, 4);
+  const char *uow = arg_string(L, 2);
+  const char *actor = arg_optstring(L, 3, NULL);
+  const char *text = arg_string(L, 4);
   int rc = chm_clarify(i, uow, actor, text);
   return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
 }
@@ -660,7 +740,7 @@ static int l_inst_run(lua_State *L) {
 static int l_inst_token(lua_State *L) {
   chm_instance *i = checkinst(L);
   char *out = NULL;
-  int rc = chm_token_get(i, luaL_checkstring(L, 2), &out);
+  int rc = chm_token_get(i, arg_string(L, 2), &out);
   return finish(L, rc, out, chm_instance_errmsg(i), 0);
 }
 
@@ -669,7 +749,7 @@ static int l_inst_token(lua_State *L) {
 static int l_inst_history(lua_State *L) {
   chm_instance *i = checkinst(L);
   char *out = NULL;
-  int rc = chm_token_history(i, luaL_checkstring(L, 2), &out);
+  int rc = chm_token_history(i, arg_string(L, 2), &out);
   return finish(L, rc, out, chm_instance_errmsg(i), 0);
 }
 
@@ -678,7 +758,7 @@ static int l_inst_history(lua_State *L) {
 static int l_inst_attributes(lua_State *L) {
   chm_instance *i = checkinst(L);
   char *out = NULL;
-  int rc = chm_token_attributes(i, luaL_checkstring(L, 2), &out);
+  int rc = chm_token_attributes(i, arg_string(L, 2), &out);
   return finish(L, rc, out, chm_instance_errmsg(i), 0);
 }
 
@@ -695,7 +775,7 @@ static int l_inst_queues(lua_State *L) {
 static int l_inst_tokens(lua_State *L) {
   chm_instance *i = checkinst(L);
   char *out = NULL;
-  int rc = chm_tokens(i, luaL_optstring(L, 2, NULL), &out);
+  int rc = chm_tokens(i, arg_optstring(L, 2, NULL), &out);
   return finish(L, rc, out, chm_instance_errmsg(i), 0);
 }
 
@@ -716,10 +796,10 @@ static int l_inst_verify(lua_State *L) {
 ** actor nil: the role's Global Blueprint; value: any JSON-able value. */
 static int l_inst_memory_set(lua_State *L) {
   chm_instance *i = checkinst(L);
-  const char *role = luaL_checkstring(L, 2);
-  const char *actor = luaL_optstring(L, 3, NULL);
+  const char *role = arg_string(L, 2);
+  const char *actor = arg_optstring(L, 3, NULL);
   size_t klen;
-  const char *key = luaL_checklstring(L, 4, &klen);
+  const char *key = arg_lstring(L, 4, &klen);
   const char *value;
   int rc;
   if (strlen(key) != klen) /* C would cut the key at its NUL */
@@ -737,7 +817,7 @@ static int l_inst_memory_set(lua_State *L) {
 **   [-2, +1|3, e] */
 static int l_inst_memory_mark_toxic(lua_State *L) {
   chm_instance *i = checkinst(L);
-  int rc = chm_memory_mark_toxic(i, luaL_checkstring(L, 2));
+  int rc = chm_memory_mark_toxic(i, arg_string(L, 2));
   return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
 }
 
@@ -745,7 +825,7 @@ static int l_inst_memory_mark_toxic(lua_State *L) {
 **   [-2, +1|3, e] */
 static int l_inst_memory_decay(lua_State *L) {
   chm_instance *i = checkinst(L);
-  lua_Integer days = luaL_checkinteger(L, 2);
+  lua_Integer days = arg_integer(L, 2);
   int removed = 0, rc;
   luaL_argcheck(L, days >= 0 && days <= 0x7fffffff, 2,
                 "days must be a non-negative integer");
@@ -756,10 +836,11 @@ static int l_inst_memory_decay(lua_State *L) {
   return 1;
 }
 
-/* instance:set_lease_ms(ms) -> true   [-2, +1, e]; ms <= 0 raises. */
+/* instance:set_lease_ms(ms) -> true   [-2, +1, e]; ms outside 1..366 days
+** (31622400000) raises. */
 static int l_inst_set_lease_ms(lua_State *L) {
   chm_instance *i = checkinst(L);
-  int rc = chm_set_lease_ms(i, (int64_t)luaL_checkinteger(L, 2));
+  int rc = chm_set_lease_ms(i, (int64_t)arg_integer(L, 2));
   return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
 }
 
@@ -863,11 +944,11 @@ static int skill_cb(void *ud, const char *args_json, char **result_json,
 ** Registering a name again replaces the function. A bad name raises. */
 static int l_inst_register_skill(lua_State *L) {
   inst_ud *u = checkud(L);
-  const char *name = luaL_checkstring(L, 2);
+  const char *name = arg_string(L, 2);
   size_t n = strlen(name);
   skill *s;
   int rc;
-  luaL_checktype(L, 3, LUA_TFUNCTION);
+  arg_type(L, 3, LUA_TFUNCTION);
   for (s = u->skills; s != NULL; s = s->next)
     if (strcmp(s->name, name) == 0)
       break;
@@ -999,11 +1080,11 @@ static int fn_cb(void *ud, const char *args_json, char **result_json,
 ** message, "INVALID". */
 static int l_inst_register_function(lua_State *L) {
   inst_ud *u = checkud(L);
-  const char *name = luaL_checkstring(L, 2);
+  const char *name = arg_string(L, 2);
   size_t n = strlen(name);
   exprfn *f;
   int rc;
-  luaL_checktype(L, 3, LUA_TFUNCTION);
+  arg_type(L, 3, LUA_TFUNCTION);
   for (f = u->fns; f != NULL; f = f->next)
     if (strcmp(f->name, name) == 0)
       break;
@@ -1064,15 +1145,30 @@ static const luaL_Reg inst_methods[] = {
 /* ---- module -------------------------------------------------------------- */
 
 /* The engine's clock, process-wide (chameleon.h "Time").
-** chameleon.clock_set_virtual(ms)   [-1, +0, e] */
+** chameleon.clock_set_virtual(ms)   [-1, +0, e]
+** Both raise, leaving the clock as it was, when the reading would leave
+** 0..253402300799999 (years 1970..9999: what the stores can hold). */
 static int l_clock_set_virtual(lua_State *L) {
-  chm_clock_set_virtual((int64_t)luaL_checkinteger(L, 1));
+  lua_Integer ms = arg_integer(L, 1);
+  if (chm_clock_set_virtual((int64_t)ms) != CHM_OK)
+    return arg_error(L, 1, lua_pushfstring(L, "clock reading %I ms is out of "
+                                           "range: give %I to %I (years "
+                                           "1970 to 9999)", ms,
+                                           (lua_Integer)CHM_CLOCK_MIN_MS,
+                                           (lua_Integer)CHM_CLOCK_MAX_MS));
   return 0;
 }
 
 /* chameleon.clock_advance(ms)   [-1, +0, e] */
 static int l_clock_advance(lua_State *L) {
-  chm_clock_advance((int64_t)luaL_checkinteger(L, 1));
+  lua_Integer ms = arg_integer(L, 1);
+  if (chm_clock_advance((int64_t)ms) != CHM_OK)
+    return arg_error(L, 1, lua_pushfstring(L, "advancing the clock (%I ms) "
+                                           "by %I ms leaves the range %I to "
+                                           "%I (years 1970 to 9999)",
+                                           (lua_Integer)chm_clock_now(), ms,
+                                           (lua_Integer)CHM_CLOCK_MIN_MS,
+                                           (lua_Integer)CHM_CLOCK_MAX_MS));
   return 0;
 }
 
@@ -1097,12 +1193,23 @@ static const luaL_Reg module_funcs[] = {
     {"clock_now", l_clock_now},
     {NULL, NULL}};
 
+/* Sets each function of l into the table on top as a closure over its
+** name and `method` (the upvalues arg_error reads).   [-0, +0, m] */
+static void set_named(lua_State *L, const luaL_Reg *l, int method) {
+  for (; l->name != NULL; l++) {
+    lua_pushstring(L, l->name);
+    lua_pushboolean(L, method);
+    lua_pushcclosure(L, l->func, 2);
+    lua_setfield(L, -2, l->name);
+  }
+}
+
 /* Creates a handle metatable with methods, __gc, __close, __index. */
 static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
                       lua_CFunction close) {
   luaL_newmetatable(L, name);
   lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
+  set_named(L, methods, 1);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, close);
   lua_setfield(L, -2, "__gc");
@@ -1117,7 +1224,9 @@ int luaopen_chameleon(lua_State *L);
 int luaopen_chameleon(lua_State *L) {
   new_class(L, META_MT, meta_methods, l_meta_close);
   new_class(L, INST_MT, inst_methods, l_inst_close);
-  luaL_newlib(L, module_funcs);
+  luaL_checkversion(L);
+  lua_newtable(L);
+  set_named(L, module_funcs, 0);
   chm__json_open(L);
   lua_setfield(L, -2, "json");
   lua_pushstring(L, chm_version());

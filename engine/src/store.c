@@ -90,10 +90,79 @@ static int migrate(sqlite3 *db, int kind, const char *path, char **err) {
 fail_db:
   emsg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
 fail:
-  *err = chm__strdupf("%s: cannot prepare the store: %s", path, emsg ? emsg : "?");
+  rc = chm__store_status(db, "preparing the store", err);
+  if (*err == NULL)
+    *err = chm__strdupf("%s: cannot prepare the store: %s", path,
+                        emsg ? emsg : "?");
   sqlite3_free(emsg);
   sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-  return CHM_DB;
+  return rc;
+}
+
+/* dir_of(path, out, size): the directory part of path ("." when none). */
+static void dir_of(const char *path, char *out, size_t size) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL) {
+    snprintf(out, size, ".");
+  } else if (slash == path) {
+    snprintf(out, size, "/");
+  } else {
+    snprintf(out, size, "%.*s", (int)(slash - path), path);
+  }
+}
+
+/* unwritable(path, dir) -> why the store at path cannot be written: 1
+** when the file is read-only, 2 when its directory is (WAL mode must
+** create PATH-wal and PATH-shm there), 0 when neither. access() ignores
+** permissions for root, so root always gets 0. */
+static int unwritable(const char *path, const char *dir) {
+  if (access(path, F_OK) == 0 && access(path, W_OK) != 0) return 1;
+  if (access(dir, W_OK) != 0) return 2;
+  return 0;
+}
+
+int chm__store_status(sqlite3 *db, const char *what, char **msg) {
+  int prim = sqlite3_extended_errcode(db) & 0xff;
+  const char *path = sqlite3_db_filename(db, "main");
+  const char *text = sqlite3_errmsg(db);
+  char dir[4096];
+  *msg = NULL;
+  if (path == NULL || *path == '\0') path = "(the store)";
+  switch (prim) {
+  case SQLITE_CORRUPT:
+  case SQLITE_NOTADB:
+    *msg = chm__strdupf("%s: the store file is damaged (%s: %s); stop "
+                        "writing to it and restore it from a backup "
+                        "(sqlite3 '%s' 'PRAGMA integrity_check' lists what "
+                        "is broken)", path, what, text, path);
+    return CHM_CORRUPT;
+  case SQLITE_READONLY:
+  case SQLITE_CANTOPEN:
+    dir_of(path, dir, sizeof dir);
+    switch (unwritable(path, dir)) {
+    case 1:
+      *msg = chm__strdupf("%s: cannot write the store: the file is read-only "
+                          "(%s: %s); make it writable (chmod u+w '%s') or "
+                          "work on a writable copy", path, what, text, path);
+      break;
+    case 2:
+      *msg = chm__strdupf("%s: cannot use the store: its directory '%s' is "
+                          "not writable, and a store needs to create its "
+                          "-wal and -shm files there (%s: %s); make the "
+                          "directory writable or copy the store to a "
+                          "writable one", path, dir, what, text);
+      break;
+    default:
+      *msg = chm__strdupf("%s: cannot write the store (%s: %s); check the "
+                          "permissions of the file and of its directory "
+                          "'%s'", path, what, text, dir);
+    }
+    return CHM_IO;
+  case SQLITE_IOERR:
+    return CHM_IO;
+  default:
+    return CHM_DB;
+  }
 }
 
 /* check_identity(db, kind, create, path, err) -> CHM_OK when the file may
@@ -119,9 +188,19 @@ static int check_identity(sqlite3 *db, int kind, int create, const char *path,
   }
   sqlite3_finalize(st);
   if (rc != SQLITE_OK) {
+    /* damaged, read-only or in a read-only directory: say so (NOTADB is
+    ** also any file that is not SQLite at all, hence the word "or") */
+    int st_rc = chm__store_status(db, "reading the schema", err);
+    if (sqlite3_extended_errcode(db) == SQLITE_NOTADB) {
+      /* any file that is not SQLite at all: say what it is not */
+      free(*err);
+      *err = NULL;
+      st_rc = CHM_DB;
+    }
+    if (*err != NULL) return st_rc;
     *err = chm__strdupf("%s: not a Chameleon %s: %s (give a store made by %s)",
                         path, what[kind], sqlite3_errmsg(db), make[kind]);
-    return CHM_DB;
+    return st_rc;
   }
   if (id == app_id[kind]) return CHM_OK;
   if (id == app_id[!kind]) {
@@ -178,10 +257,13 @@ int chm__store_open(const char *path, int kind, int create, sqlite3 **out,
                    "PRAGMA temp_store=MEMORY;"
                    "PRAGMA foreign_keys=ON;",
                    NULL, NULL, &emsg) != SQLITE_OK) {
-    *err = chm__strdupf("%s: not a usable SQLite store: %s", path, emsg ? emsg : "?");
+    rc = chm__store_status(db, "setting the pragmas", err);
+    if (*err == NULL)
+      *err = chm__strdupf("%s: not a usable SQLite store: %s", path,
+                          emsg ? emsg : "?");
     sqlite3_free(emsg);
     sqlite3_close(db);
-    return CHM_DB;
+    return rc;
   }
   rc = migrate(db, kind, path, err);
   if (rc != CHM_OK) {

@@ -30,12 +30,12 @@ static int sweep_one(chm__tk *t, int q, int zombie, chm__buf *ids, int *n) {
   if ((rc = chm__tk_begin(t, 1)) != CHM_OK)
     return rc;
   if ((st = chm__tk_q(t, q, "i", t->now)) == NULL) {
-    rc = CHM_DB;
+    rc = chm__tk_dbrc(t);
     goto out;
   }
   rc = chm__tk_step(t, q, st);
   if (rc < 0) {
-    rc = CHM_DB;
+    rc = chm__tk_dbrc(t);
     goto out;
   }
   if (rc != SQLITE_ROW) {
@@ -159,7 +159,7 @@ static int submit_or_fail(chm__tk *t, const chm__who *who, chm__tok *tok,
   }
   if (guard)
     chm__tk_rollback_to(t, &sp);
-  if (rc == CHM_DB || rc == CHM_NOMEM || rc == CHM_MISUSE)
+  if (rc == CHM_DB || rc == CHM_CORRUPT || rc == CHM_IO || rc == CHM_NOMEM || rc == CHM_MISUSE)
     return rc;
   why = chm__strdupf("submit after the step of role '%s' was refused: %s",
                      role->name, chm_instance_errmsg(t->inst));
@@ -276,7 +276,7 @@ static int run_roles(chm__tk *t, const chm__who *who, char (**ids)[CHM__ID],
   *ids = NULL;
   *n = 0;
   if (st == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   while ((rc = chm__tk_step(t, CHM__Q_RUN_ROLES, st)) == SQLITE_ROW) {
     if (*n == cap) {
       char(*nv)[CHM__ID];
@@ -290,7 +290,7 @@ static int run_roles(chm__tk *t, const chm__who *who, char (**ids)[CHM__ID],
     chm__tk_cpy((*ids)[(*n)++], CHM__ID, chm__tk_col(st, 0));
   }
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   chm__tk_reset(st);
   return CHM_OK;
 }
@@ -352,7 +352,7 @@ int chm_run(chm_instance *inst, const chm_run_opts *opts, char **report_json) {
       rc = run_one(t, &sys, roles[i], &held[i], &outcome);
       if (rc == CHM_OK || rc == CHM_NOTFOUND) {
         if (!first && chm__tk_release(t) != CHM_OK) {
-          rc = CHM_DB;
+          rc = chm__tk_dbrc(t);
           goto stop;
         }
       } else {

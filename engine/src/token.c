@@ -302,6 +302,7 @@ int chm__tk_open(chm_instance *inst, chm__tk **out) {
   }
   t->inst = inst;
   t->c = c;
+  t->dbrc = CHM_OK;
   *out = t;
   return CHM_OK;
 }
@@ -311,9 +312,12 @@ int chm_set_lease_ms(chm_instance *inst, int64_t ms) {
   int rc = chm__tk_open(inst, &t);
   if (rc != CHM_OK)
     return rc;
-  if (ms <= 0)
-    return chm__tk_err(t, CHM_MISUSE, "lease length must be > 0 ms, not %lld",
-                       (long long)ms);
+  /* bounded so now + lease never overflows (the clock is bounded too) */
+  if (ms <= 0 || ms > CHM_LEASE_MAX_MS)
+    return chm__tk_err(t, CHM_MISUSE,
+                       "lease length %lld ms is out of range: give 1 to "
+                       "%lld ms (366 days)",
+                       (long long)ms, (long long)CHM_LEASE_MAX_MS);
   t->lease_ms = ms;
   return CHM_OK;
 }
@@ -336,10 +340,19 @@ int chm__tk_err(chm__tk *t, int rc, const char *fmt, ...) {
 }
 
 int chm__tk_dberr(chm__tk *t, int q) {
-  return chm__tk_err(t, CHM_DB, "database error (%s): %s",
-                     q >= 0 && q < CHM__Q_COUNT ? q_name[q] : "?",
-                     sqlite3_errmsg(t->c->db));
+  char what[64], *msg = NULL;
+  snprintf(what, sizeof what, "database error (%s)",
+           q >= 0 && q < CHM__Q_COUNT ? q_name[q] : "?");
+  t->dbrc = chm__store_status(t->c->db, what, &msg);
+  if (msg != NULL) {
+    free(t->c->errmsg);
+    t->c->errmsg = msg;
+    return t->dbrc;
+  }
+  return chm__tk_err(t, t->dbrc, "%s: %s", what, sqlite3_errmsg(t->c->db));
 }
+
+int chm__tk_dbrc(chm__tk *t) { return t->dbrc != CHM_OK ? t->dbrc : CHM_DB; }
 
 /* ===================================================================== */
 /* Statements                                                             */
@@ -444,10 +457,10 @@ int chm__tk_exec(chm__tk *t, int q, const char *fmt, ...) {
   st = vq(t, q, fmt, ap, SQLITE_STATIC);
   va_end(ap);
   if (st == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, q, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   chm__tk_reset(st);
   return CHM_OK;
 }
@@ -461,10 +474,10 @@ int chm__tk_one_text(chm__tk *t, int q, char **out, const char *fmt, ...) {
   st = vq(t, q, fmt, ap, SQLITE_STATIC);
   va_end(ap);
   if (st == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, q, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
     const char *s = (const char *)sqlite3_column_text(st, 0);
     if (s != NULL && (*out = strdup(s)) == NULL) {
@@ -525,18 +538,25 @@ static void now_iso(chm__tk *t, char out[32]) {
 /* Transactions                                                           */
 /* ===================================================================== */
 
-/* tx_exec(t, q) -> CHM_OK or CHM_DB: one of the transaction statements
+/* tx_exec(t, q) -> CHM_OK or chm__tk_dbrc(t): one of the transaction statements
 ** (BEGIN_WRITE ... RELEASE), prepared once like the others; the message
 ** names its SQL text. */
 static int tx_exec(chm__tk *t, int q) {
   sqlite3_stmt *st = stmt(t, q);
   int rc = st != NULL ? sqlite3_step(st) : SQLITE_ERROR;
   if (rc != SQLITE_DONE) {
-    chm__tk_err(t, CHM_DB, "database error (%s): %s", q_sql[q],
-                sqlite3_errmsg(t->c->db));
+    char what[64], *msg = NULL;
+    snprintf(what, sizeof what, "database error (%s)", q_sql[q]);
+    t->dbrc = chm__store_status(t->c->db, what, &msg);
+    if (msg != NULL) {
+      free(t->c->errmsg);
+      t->c->errmsg = msg;
+    } else {
+      chm__tk_err(t, t->dbrc, "%s: %s", what, sqlite3_errmsg(t->c->db));
+    }
     if (st != NULL)
       sqlite3_reset(st);
-    return CHM_DB;
+    return t->dbrc;
   }
   sqlite3_reset(st);
   return CHM_OK;
@@ -547,10 +567,10 @@ static int read_log_head(chm__tk *t) {
   sqlite3_stmt *st = chm__tk_q(t, CHM__Q_LAST_LOG, "");
   int rc;
   if (st == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, CHM__Q_LAST_LOG, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (rc == SQLITE_ROW) {
     t->last_log_id = sqlite3_column_int64(st, 0);
     chm__tk_cpy(t->last_hash, sizeof t->last_hash, chm__tk_col(st, 1));
@@ -571,7 +591,7 @@ int chm__tk_begin(chm__tk *t, int writing) {
                        "a transaction is already open on "
                        "this handle");
   if (tx_exec(t, writing ? CHM__Q_BEGIN_WRITE : CHM__Q_BEGIN_READ) != CHM_OK)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   t->in_tx = 1;
   t->now = chm__now_ms();
   if ((st = chm__tk_q(t, CHM__Q_CTX, "")) == NULL)
@@ -605,7 +625,7 @@ int chm__tk_begin(chm__tk *t, int writing) {
   return CHM_OK;
 fail:
   chm__tk_rollback(t);
-  return CHM_DB;
+  return chm__tk_dbrc(t);
 }
 
 void chm__tk_op_start(chm__tk *t) { t->now = chm__now_ms(); }
@@ -694,7 +714,7 @@ int chm__tk_log(chm__tk *t, const chm__logrow *r) {
                    r->interaction_id, ts, r->from_status, r->to_status,
                    r->event, r->decision, r->guardian_id, r->details,
                    t->last_hash, hash) != CHM_OK)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   t->last_log_id = log_id;
   memcpy(t->last_hash, hash, sizeof hash);
   return CHM_OK;
@@ -749,10 +769,10 @@ int chm__tk_load(chm__tk *t, const char *uow_id, chm__tok *tok) {
   int rc;
   chm__tok_clear(tok);
   if ((st = chm__tk_q(t, CHM__Q_TOK_LOAD, "s", uow_id)) == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, CHM__Q_TOK_LOAD, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (rc != SQLITE_ROW) {
     chm__tk_reset(st);
     return chm__tk_err(t, CHM_NOTFOUND, "no token '%s' in instance '%s'",
@@ -827,7 +847,7 @@ int chm__tk_set_status(chm__tk *t, chm__tok *tok, const char *status,
                    tok->version, status, to_inter, nz(holder), expires, entered,
                    seq, count, paused_from, nz(role), reason, tok->context,
                    t->now) != CHM_OK)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (sqlite3_changes(t->c->db) != 1)
     return chm__tk_err(t, CHM_CONFLICT,
                        "token %s changed during this "
@@ -837,7 +857,7 @@ int chm__tk_set_status(chm__tk *t, chm__tok *tok, const char *status,
   if (tok->parent_id[0] != '\0' && d != 0 &&
       chm__tk_exec(t, CHM__Q_TOK_COUNTS, "siii", tok->parent_id, (int64_t)0,
                    (int64_t)d, t->now) != CHM_OK)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
 
   memset(&r, 0, sizeof r);
   r.uow_id = tok->uow_id;
@@ -850,7 +870,7 @@ int chm__tk_set_status(chm__tk *t, chm__tok *tok, const char *status,
   r.decision = m->decision;
   r.details = m->details;
   if (chm__tk_log(t, &r) != CHM_OK)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
 
   /* the in-memory copy follows the row */
   if (m->failure_reason != NULL) {
@@ -958,7 +978,7 @@ int chm__tk_attrs_load(chm__tk *t, const char *uow_id, chm__attrs *a) {
   int rc;
   memset(a, 0, sizeof *a);
   if ((st = chm__tk_q(t, CHM__Q_ATTR_CURRENT, "s", uow_id)) == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   while ((rc = chm__tk_step(t, CHM__Q_ATTR_CURRENT, st)) == SQLITE_ROW) {
     if (chm__attrs_set(a, chm__tk_col(st, 0), chm__tk_col(st, 1),
                        chm__tk_col(st, 3), sqlite3_column_int64(st, 2)) != 0) {
@@ -969,7 +989,7 @@ int chm__tk_attrs_load(chm__tk *t, const char *uow_id, chm__attrs *a) {
   }
   if (rc < 0) {
     chm__attrs_free(a);
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   }
   chm__tk_reset(st);
   return CHM_OK;
@@ -990,7 +1010,7 @@ int chm__tk_attr_put(chm__tk *t, const char *uow_id, chm__attrs *cur,
   if (chm__tk_exec(t, CHM__Q_ATTR_INSERT, "sssssissis", id, uow_id,
                    t->instance_id, key, value, version, nz(actor_id), reasoning,
                    t->now, lineage) != CHM_OK)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (cur != NULL && chm__attrs_set(cur, key, value, id, version) != 0)
     return chm__tk_err(t, CHM_NOMEM, "out of memory");
   if (changed != NULL)
@@ -1007,10 +1027,10 @@ int chm__tk_actor(chm__tk *t, const char *name, char id[CHM__ID],
   sqlite3_stmt *st = chm__tk_q(t, CHM__Q_ACTOR, "s", name);
   int rc;
   if (st == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, CHM__Q_ACTOR, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (rc != SQLITE_ROW) {
     chm__tk_reset(st);
     return chm__tk_err(t, CHM_NOTFOUND, "no actor '%s' in instance '%s'", name,
@@ -1063,10 +1083,10 @@ int chm__tk_role_by_id(chm__tk *t, const char *role_id, chm__role *r) {
   }
   st = chm__tk_q(t, CHM__Q_ROLE_BY_ID, "s", role_id);
   if (st == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, CHM__Q_ROLE_BY_ID, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (rc != SQLITE_ROW) {
     chm__tk_reset(st);
     return chm__tk_err(t, CHM_NOTFOUND, "no role '%s' in instance '%s'",
@@ -1098,10 +1118,10 @@ int chm__tk_role(chm__tk *t, const char *spec, const char *actor_id,
     memcpy(wf, spec, len);
     wf[len] = '\0';
     if ((st = chm__tk_q(t, CHM__Q_ROLE_QUALIFIED, "ss", wf, slash + 1)) == NULL)
-      return CHM_DB;
+      return chm__tk_dbrc(t);
     rc = chm__tk_step(t, CHM__Q_ROLE_QUALIFIED, st);
     if (rc < 0)
-      return CHM_DB;
+      return chm__tk_dbrc(t);
     if (rc == SQLITE_ROW) {
       role_row(st, r);
       chm__tk_reset(st);
@@ -1112,7 +1132,7 @@ int chm__tk_role(chm__tk *t, const char *spec, const char *actor_id,
   }
   if ((st = chm__tk_q(t, CHM__Q_ROLE_BY_NAME, "ss", spec, nz(actor_id))) ==
       NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   while ((rc = chm__tk_step(t, CHM__Q_ROLE_BY_NAME, st)) == SQLITE_ROW) {
     const char *as = chm__tk_col(st, 9);
     if (n == 0)
@@ -1129,7 +1149,7 @@ int chm__tk_role(chm__tk *t, const char *spec, const char *actor_id,
   }
   if (rc < 0) {
     chm__buf_free(&wfs);
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   }
   chm__tk_reset(st);
   if (n == 0) {
@@ -1155,10 +1175,10 @@ int chm__tk_assigned(chm__tk *t, const char *actor_id, const char *actor,
   sqlite3_stmt *st = chm__tk_q(t, CHM__Q_ASSIGNED, "ss", actor_id, r->id);
   int rc;
   if (st == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, CHM__Q_ASSIGNED, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (rc == SQLITE_ROW && strcmp(chm__tk_col(st, 0), "ACTIVE") == 0) {
     chm__tk_reset(st);
     return CHM_OK;
@@ -1194,10 +1214,10 @@ int chm__tk_special(chm__tk *t, const char *workflow_id, const char *type,
   }
   st = chm__tk_q(t, CHM__Q_SPECIAL_INBOUND, "ss", workflow_id, type);
   if (st == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, CHM__Q_SPECIAL_INBOUND, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (rc == SQLITE_ROW)
     chm__tk_cpy(out, CHM__ID, chm__tk_col(st, 0));
   chm__tk_reset(st);
@@ -1213,10 +1233,10 @@ int chm__tk_name(chm__tk *t, int q, const char *id, char *out, size_t size) {
   if (id == NULL || *id == '\0')
     return CHM_OK;
   if ((st = chm__tk_q(t, q, "s", id)) == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, q, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (rc == SQLITE_ROW)
     chm__tk_cpy(out, size, chm__tk_col(st, 0));
   chm__tk_reset(st);
@@ -1235,10 +1255,10 @@ int chm__tk_inter_name(chm__tk *t, const char *id, char *out, size_t size) {
   if (id == NULL || *id == '\0')
     return CHM_OK;
   if ((st = chm__tk_q(t, CHM__Q_INTERACTION_NAME, "s", id)) == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, CHM__Q_INTERACTION_NAME, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (rc == SQLITE_ROW) {
     const char *name = chm__tk_col(st, 0);
     chm__tk_cpy(out, size, name);

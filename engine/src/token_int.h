@@ -329,6 +329,7 @@ typedef struct chm__tk {
   chm__core *c;                   /* its core: db, L, message */
   sqlite3_stmt *st[CHM__Q_COUNT]; /* prepared on first use */
   int64_t lease_ms;               /* lease length of checkouts */
+  int dbrc;                       /* status of the last database error */
   chm__memo_ent **memo;           /* the graph cache: hash buckets */
   size_t memo_nb, memo_n;         /* its bucket count and entries */
   int64_t iso_ms;                 /* the instant iso holds (or NULL_INT) */
@@ -386,8 +387,14 @@ void chm__tk_memo_put(chm__tk *t, int kind, const char *key, const void *val,
 int chm__tk_err(chm__tk *t, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* chm__tk_dberr(t, q) -> CHM_DB with SQLite's message and the query name. */
+/* chm__tk_dberr(t, q) -> CHM_DB with SQLite's message and the query name;
+** CHM_CORRUPT for a damaged store, CHM_IO for a read-only or unreadable
+** one, with a message naming the file (chm__store_status). */
 int chm__tk_dberr(chm__tk *t, int q);
+
+/* chm__tk_dbrc(t) -> the status of the last database error set by
+** chm__tk_dberr (CHM_DB when none), for callers that saw a failed step. */
+int chm__tk_dbrc(chm__tk *t);
 
 /* chm__tk_q(t, q, fmt, ...) -> statement q, reset and bound, or NULL
 ** (message set). fmt letters: 's' const char * (NULL binds NULL), 'i'

@@ -902,10 +902,10 @@ static int guarded_component(chm__tk *t, const char *id, int *yes) {
     return CHM_OK;
   }
   if ((st = chm__tk_q(t, CHM__Q_COMPONENT_GUARDED, "s", id)) == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, CHM__Q_COMPONENT_GUARDED, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (rc == SQLITE_ROW)
     *yes = sqlite3_column_int(st, 0);
   chm__tk_reset(st);

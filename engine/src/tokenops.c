@@ -37,10 +37,10 @@ static int wf_lookup(chm__tk *t, const char *spec, wfinfo *w) {
     return CHM_OK;
   }
   if ((st = chm__tk_q(t, CHM__Q_WORKFLOW, "s", spec)) == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, CHM__Q_WORKFLOW, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (rc == SQLITE_ROW) {
     memset(w, 0, sizeof *w);
     chm__tk_cpy(w->id, CHM__ID, chm__tk_col(st, 0));
@@ -57,7 +57,7 @@ static int wf_lookup(chm__tk *t, const char *spec, wfinfo *w) {
     return chm__tk_err(t, CHM_CORRUPT, "instance '%s' has no master workflow",
                        t->instance_name);
   if (chm__tk_one_text(t, CHM__Q_WORKFLOW_NAMES, &names, "") != CHM_OK)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_err(t, CHM_NOTFOUND,
                    "no workflow '%s' in instance '%s' (it "
                    "has: %s)",
@@ -75,10 +75,10 @@ static int alpha_of(chm__tk *t, const wfinfo *w, chm__role *r) {
   if (m != NULL)
     return chm__tk_role_by_id(t, m, r);
   if ((st = chm__tk_q(t, CHM__Q_ROLE_OF_TYPE, "ss", w->id, "ALPHA")) == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, CHM__Q_ROLE_OF_TYPE, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (rc != SQLITE_ROW) {
     chm__tk_reset(st);
     return chm__tk_err(t, CHM_INVALID,
@@ -130,10 +130,10 @@ static int consumed_by_omega(chm__tk *t, const char *inter, int *yes) {
     return CHM_OK;
   }
   if ((st = chm__tk_q(t, CHM__Q_CONSUMED_BY_OMEGA, "s", inter)) == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, CHM__Q_CONSUMED_BY_OMEGA, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (rc == SQLITE_ROW)
     *yes = sqlite3_column_int(st, 0);
   chm__tk_reset(st);
@@ -223,7 +223,7 @@ static int target_status(chm__tk *t, const char *workflow_id, const char *to,
   if (chm__tk_special(t, workflow_id, "EPSILON", ate) != CHM_OK ||
       chm__tk_special(t, workflow_id, "TAU", chronos) != CHM_OK ||
       consumed_by_omega(t, to, &omega) != CHM_OK)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (strcmp(to, ate) == 0 || strcmp(to, chronos) == 0)
     *status = "FAILED";
   else if (omega)
@@ -258,7 +258,7 @@ static int decide(chm__tk *t, const chm__tok *tok, const chm__attrs *attrs,
   memset(d, 0, sizeof *d);
   memset(&r, 0, sizeof r);
   if ((nout = count_outbound(t, role->id)) < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   chm__buf_add(&b, "{\"role\":");
   chm__buf_jstr(&b, role->name);
   if (nout == 0) {
@@ -359,14 +359,14 @@ static int insert_token(chm__tk *t, chm__tok *tok, const dest *d,
                    d->interaction, d->status, t->now, seq,
                    tok->max_interactions, role_id, d->failure,
                    nz(tok->return_uow_id)) != CHM_OK)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if ((rc = log_dest_decisions(t, tok->uow_id, actor_id, role_id,
                                d->interaction, d)) != CHM_OK)
     return rc;
   if (tok->parent_id[0] != '\0' && chm__is_finished(d->status) &&
       chm__tk_exec(t, CHM__Q_TOK_COUNTS, "siii", tok->parent_id, (int64_t)0,
                    (int64_t)1, t->now) != CHM_OK)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   memset(&r, 0, sizeof r);
   r.uow_id = tok->uow_id;
   r.actor_id = nz(actor_id);
@@ -377,7 +377,7 @@ static int insert_token(chm__tk *t, chm__tok *tok, const dest *d,
   r.decision = d->name;
   r.details = d->details;
   if (chm__tk_log(t, &r) != CHM_OK)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   chm__tk_cpy(tok->status, sizeof tok->status, d->status);
   chm__tk_cpy(tok->interaction_id, CHM__ID, d->interaction);
   chm__tk_cpy(tok->last_role_id, CHM__ID, role_id);
@@ -439,7 +439,7 @@ static int descendants(chm__tk *t, const char *uow_id, char (**ids)[CHM__ID],
   for (;;) {
     sqlite3_stmt *st = chm__tk_q(t, CHM__Q_TOK_CHILDREN, "s", parent);
     if (st == NULL)
-      return CHM_DB;
+      return chm__tk_dbrc(t);
     while ((rc = chm__tk_step(t, CHM__Q_TOK_CHILDREN, st)) == SQLITE_ROW) {
       if (*n == cap) {
         char(*nv)[CHM__ID];
@@ -453,7 +453,7 @@ static int descendants(chm__tk *t, const char *uow_id, char (**ids)[CHM__ID],
       chm__tk_cpy((*ids)[(*n)++], CHM__ID, chm__tk_col(st, 0));
     }
     if (rc < 0)
-      return CHM_DB;
+      return chm__tk_dbrc(t);
     chm__tk_reset(st);
     if (next >= *n)
       break;
@@ -609,10 +609,10 @@ static int gateway_resume(chm__tk *t, chm__tok *tok, const chm__who *who) {
   if (!role.gateway)
     return CHM_OK;
   if ((st = chm__tk_q(t, CHM__Q_TOK_RETURNING, "s", tok->uow_id)) == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, CHM__Q_TOK_RETURNING, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (rc != SQLITE_ROW) {
     chm__tk_reset(st);
     return CHM_OK;
@@ -732,7 +732,7 @@ static int read_inbound(chm__tk *t, const chm__role *role, inbound *in,
     return CHM_OK;
   }
   if ((st = chm__tk_q(t, CHM__Q_ROLE_INBOUND, "s", role->id)) == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   while ((rc = chm__tk_step(t, CHM__Q_ROLE_INBOUND, st)) == SQLITE_ROW) {
     const char *comp = chm__tk_col(st, 0), *inter = chm__tk_col(st, 1);
     for (i = 0; i < *n; i++)
@@ -750,7 +750,7 @@ static int read_inbound(chm__tk *t, const chm__role *role, inbound *in,
       chm__tk_cpy(in[i].comps[in[i].ncomps++], CHM__ID, comp);
   }
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   chm__tk_reset(st);
   chm__tk_memo_put(t, CHM__M_INBOUND, role->id, in, (size_t)*n * sizeof *in);
   return CHM_OK;
@@ -768,10 +768,10 @@ static int next_candidate(chm__tk *t, const char *inter,
     sqlite3_stmt *st = chm__tk_q(t, CHM__Q_TOK_NEXT, "ssid", inter, statuses[i],
                                  after, base_only);
     if (st == NULL)
-      return CHM_DB;
+      return chm__tk_dbrc(t);
     rc = chm__tk_step(t, CHM__Q_TOK_NEXT, st);
     if (rc < 0)
-      return CHM_DB;
+      return chm__tk_dbrc(t);
     if (rc == SQLITE_ROW &&
         (!*found || sqlite3_column_int64(st, 11) < tok->queue_seq)) {
       if ((rc = chm__tk_tok_row(t, st, tok)) != CHM_OK) {
@@ -814,7 +814,7 @@ static int reject(chm__tk *t, chm__tok *tok, const chm__who *who,
   if (chm__tk_exec(t, CHM__Q_REJECTION_INSERT, "ssssssi", id, tok->uow_id, gid,
                    rj->name ? rj->name : "?", rj->type ? rj->type : "?",
                    rj->reason ? rj->reason : "rejected", t->now) != CHM_OK)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   reason = chm__strdupf("rejected by guardian '%s' (%s) on '%s': %s",
                         rj->name ? rj->name : "?", rj->type ? rj->type : "?",
                         in->name, rj->reason ? rj->reason : "rejected");
@@ -855,10 +855,10 @@ static int reject_in_place(chm__tk *t, const chm__tok *tok,
   int rc, seen = 0;
   if ((st = chm__tk_q(t, CHM__Q_REJECTION_SEEN, "ssi", tok->uow_id, rj->name,
                       tok->version)) == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   rc = chm__tk_step(t, CHM__Q_REJECTION_SEEN, st);
   if (rc < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if (rc == SQLITE_ROW)
     seen = sqlite3_column_int(st, 0);
   chm__tk_reset(st);
@@ -871,7 +871,7 @@ static int reject_in_place(chm__tk *t, const chm__tok *tok,
   if (chm__tk_exec(t, CHM__Q_REJECTION_INSERT, "ssssssi", id, tok->uow_id, gid,
                    rj->name ? rj->name : "?", rj->type ? rj->type : "?",
                    rj->reason ? rj->reason : "rejected", t->now) != CHM_OK)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   *wrote = 1;
   return CHM_OK;
 }
@@ -914,9 +914,9 @@ static int no_work(chm__tk *t, const chm__role *role, const inbound *in,
   for (i = 0; i < nin; i++) {
     sqlite3_stmt *st = chm__tk_q(t, CHM__Q_WAITING, "s", in[i].inter);
     if (st == NULL)
-      return CHM_DB;
+      return chm__tk_dbrc(t);
     if ((rc = chm__tk_step(t, CHM__Q_WAITING, st)) < 0)
-      return CHM_DB;
+      return chm__tk_dbrc(t);
     if (rc == SQLITE_ROW) {
       n += sqlite3_column_int64(st, 5);
       if (id[0] == '\0') {
@@ -976,7 +976,7 @@ static int inject(chm__tk *t, chm__tok *tok, const chm__who *who,
     chm__uuid7(id);
     if (chm__tk_exec(t, CHM__Q_INJECTION_INSERT, "sssissi", id, tok->uow_id,
                      gid, j->rule_index, j->field, j->value, t->now) != CHM_OK)
-      return CHM_DB;
+      return chm__tk_dbrc(t);
     chm__buf_addf(&b,
                   "{\"rule_index\":%lld,\"field\":", (long long)j->rule_index);
     chm__buf_jstr(&b, j->field);
@@ -1334,7 +1334,7 @@ static int check_holder(chm__tk *t, const chm__tok *tok, const chm__who *who,
                        tok->uow_id, tok->status, op);
   if (strcmp(tok->lease_holder, who->id) != 0) {
     if (actor_name(t, tok->lease_holder, name, sizeof name) != CHM_OK)
-      return CHM_DB;
+      return chm__tk_dbrc(t);
     return chm__tk_err(t, CHM_DENIED,
                        "token %s is held by '%s'; only the "
                        "lease holder may %s it ('%s' may not)",
@@ -1605,7 +1605,7 @@ int chm__op_submit(chm__tk *t, const chm__who *who, chm__tok *tok,
     *result = NULL;
   if (tok->version != version) {
     if (inter_name(t, tok->interaction_id, iname, sizeof iname) != CHM_OK)
-      return CHM_DB;
+      return chm__tk_dbrc(t);
     return chm__tk_err(t, CHM_CONFLICT,
                        "token %s is at version %lld, not "
                        "%lld: it changed since it was read "

@@ -170,12 +170,12 @@ int chm_memory_mark_toxic(chm_instance *inst, const char *memory_id) {
   if ((rc = chm__tk_begin(t, 1)) != CHM_OK)
     return rc;
   if ((st = chm__tk_q(t, CHM__Q_MEMORY_ROW, "s", memory_id)) == NULL) {
-    rc = CHM_DB;
+    rc = chm__tk_dbrc(t);
     goto fin;
   }
   rc = chm__tk_step(t, CHM__Q_MEMORY_ROW, st);
   if (rc < 0) {
-    rc = CHM_DB;
+    rc = chm__tk_dbrc(t);
     goto fin;
   }
   if (rc != SQLITE_ROW) {
@@ -258,7 +258,7 @@ int chm_verify(chm_instance *inst, char **report_json) {
   msg[0] = '\0';
   if ((st = chm__tk_q(t, CHM__Q_LOG_ALL, "")) == NULL) {
     chm__tk_rollback(t);
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   }
   while ((rc = chm__tk_step(t, CHM__Q_LOG_ALL, st)) == SQLITE_ROW) {
     const char *f[13], *stored_prev = chm__tk_col(st, 13),
@@ -285,7 +285,7 @@ int chm_verify(chm_instance *inst, char **report_json) {
   }
   if (rc < 0) {
     chm__tk_rollback(t);
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   }
   chm__tk_reset(st);
   chm__tk_rollback(t);

@@ -286,17 +286,41 @@ TEST(clock_states) {
   ASSERT_INT_EQ(chm_clock_is_virtual(), 0);
   real = chm_clock_now();
   ASSERT_TRUE(real > 1600000000000LL);
-  chm_clock_set_virtual(INT64_MIN); /* still a virtual clock */
+  /* out of 1970..9999: refused, the real clock stays */
+  ASSERT_RC(chm_clock_set_virtual(INT64_MIN), CHM_MISUSE);
+  ASSERT_RC(chm_clock_set_virtual(-5), CHM_MISUSE);
+  ASSERT_RC(chm_clock_set_virtual(CHM_CLOCK_MAX_MS + 1), CHM_MISUSE);
+  ASSERT_INT_EQ(chm_clock_is_virtual(), 0);
+  ASSERT_RC(chm_clock_set_virtual(10), CHM_OK);
   ASSERT_INT_EQ(chm_clock_is_virtual(), 1);
-  chm_clock_set_virtual(-5);
-  chm_clock_advance(-5);
-  ASSERT_INT_EQ(chm_clock_now(), -10);
+  ASSERT_RC(chm_clock_advance(-5), CHM_OK);
+  ASSERT_INT_EQ(chm_clock_now(), 5);
+  ASSERT_RC(chm_clock_advance(-6), CHM_MISUSE); /* before 1970 */
+  ASSERT_RC(chm_clock_advance(INT64_MAX), CHM_MISUSE); /* would wrap */
+  ASSERT_RC(chm_clock_advance(INT64_MIN), CHM_MISUSE);
+  ASSERT_INT_EQ(chm_clock_now(), 5);
+  ASSERT_RC(chm_clock_set_virtual(CHM_CLOCK_MAX_MS), CHM_OK);
+  ASSERT_RC(chm_clock_advance(1), CHM_MISUSE); /* after 9999 */
+  ASSERT_INT_EQ(chm_clock_now(), CHM_CLOCK_MAX_MS);
   chm_clock_set_real();
   ASSERT_TRUE(chm_clock_now() >= real);
 }
 
 /* ===================================================================== */
 /* Runner                                                                 */
+/* A lease outside 1..366 days is refused with a message naming it and the
+** range (now + lease could overflow before). */
+TEST(lease_range) {
+  open_inst();
+  ASSERT_RC(chm_set_lease_ms(inst, INT64_MAX), CHM_MISUSE);
+  ASSERT_CONTAINS(chm_instance_errmsg(inst), "9223372036854775807");
+  ASSERT_CONTAINS(chm_instance_errmsg(inst), "1 to 31622400000 ms");
+  ASSERT_RC(chm_set_lease_ms(inst, 0), CHM_MISUSE);
+  ASSERT_RC(chm_set_lease_ms(inst, CHM_LEASE_MAX_MS + 1), CHM_MISUSE);
+  ASSERT_RC(chm_set_lease_ms(inst, CHM_LEASE_MAX_MS), CHM_OK);
+  ASSERT_RC(chm_set_lease_ms(inst, 300000), CHM_OK);
+}
+
 /* ===================================================================== */
 
 #define TEST_LIST(X)                                                           \
@@ -312,7 +336,8 @@ TEST(clock_states) {
   X(memory_set_codes)                                                          \
   X(repl_output_streams_prints)                                                \
   X(clock_advance_is_atomic)                                                   \
-  X(clock_states)
+  X(clock_states)                                                             \
+  X(lease_range)
 
 #define X(name) static void test_##name(void);
 TEST_LIST(X)
