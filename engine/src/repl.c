@@ -229,12 +229,23 @@ static int b_clock(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)chm_clock_now());
   return 1;
 }
+/* Out of range: raise, naming the value and the range the clock takes. */
+static int clock_refused(lua_State *L, const char *fn, lua_Integer ms) {
+  return luaL_error(L, "%s(%I): the clock would leave its range %I..%I ms "
+                       "(years 1970 to 9999); the clock is unchanged",
+                    fn, ms, (lua_Integer)CHM_CLOCK_MIN_MS,
+                    (lua_Integer)CHM_CLOCK_MAX_MS);
+}
 static int b_clock_set(lua_State *L) {
-  chm_clock_set_virtual((int64_t)luaL_checkinteger(L, 1));
+  lua_Integer ms = luaL_checkinteger(L, 1);
+  if (chm_clock_set_virtual((int64_t)ms) != CHM_OK)
+    return clock_refused(L, "clock_set", ms);
   return 0;
 }
 static int b_clock_advance(lua_State *L) {
-  chm_clock_advance((int64_t)luaL_checkinteger(L, 1));
+  lua_Integer ms = luaL_checkinteger(L, 1);
+  if (chm_clock_advance((int64_t)ms) != CHM_OK)
+    return clock_refused(L, "clock_advance", ms);
   return 0;
 }
 static int b_clock_real(lua_State *L) {
