@@ -20,10 +20,13 @@ local show, typename, equal = conditions.show, conditions.typename, conditions.e
 -- level; inside a COMPOSITE it rejects the whole guard.
 local PASS, REJECT, WAIT, ERROR = "PASS", "REJECT", "WAIT", "ERROR"
 
--- The children of a base token, for CERBERUS heads 2 and 3.
+-- The children of a base token, for CERBERUS heads 2 and 3: how many,
+-- how many finished, and the oldest given up (ARCHIVED) one, if any.
 M.CHILDREN_SQL = "SELECT count(*) AS n, coalesce(sum(status IN " ..
-  "('COMPLETED', 'REMEDIATED', 'FINALIZED')), 0) AS done " ..
-  "FROM UnitsOfWork WHERE parent_id = ?"
+  "('COMPLETED', 'REMEDIATED', 'FINALIZED')), 0) AS done, " ..
+  "(SELECT a.uow_id FROM UnitsOfWork a WHERE a.parent_id = ?1 AND " ..
+  "a.status = 'ARCHIVED' ORDER BY a.queue_seq LIMIT 1) AS archived " ..
+  "FROM UnitsOfWork WHERE parent_id = ?1"
 
 -- Types that never gate, so a COMPOSITE cannot hold them.
 local NOT_NESTABLE = { DIRECTIONAL_FILTER = true, CONDITIONAL_INJECTOR = true }
@@ -290,12 +293,20 @@ COMPILE.CERBERUS = function(cfg)
       return WAIT, "head 2 (children accounted for): the base token has no children yet " ..
                    "(require_children)"
     end
+    local ok, row = pcall(db.one, db, M.CHILDREN_SQL, view.uow_id)
+    if not ok then error({ db_error = true, message = conditions.message(row) }, 0) end
+    local archived = row and row.archived
+    if not isnull(archived) then
+      -- A given-up child never finishes: waiting would block the base for
+      -- ever, so the join is rejected (the engine sends the base to the Ate).
+      return REJECT, format("head 3 (children finished): child token %s was given up " ..
+                            "(ARCHIVED), so base %s can never be joined", tostring(archived),
+                            tostring(view.uow_id))
+    end
     if fc ~= cc then
       return WAIT, format("head 2 (children accounted for): %d of %d children finished",
                           fc, cc)
     end
-    local ok, row = pcall(db.one, db, M.CHILDREN_SQL, view.uow_id)
-    if not ok then error({ db_error = true, message = conditions.message(row) }, 0) end
     local n, done = row and row.n or 0, row and row.done or 0
     if n ~= cc then
       return WAIT, format("head 2 (children accounted for): child_count is %d but %d %s",

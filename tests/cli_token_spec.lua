@@ -416,4 +416,25 @@ describe("chameleon token commands", function()
     assert.are.equal(0, r.failed)
     assert.are.equal("FINALIZED", json(expect(run(dir, { "token", inst, id, "--json" }), 0)).status)
   end)
+
+  it("names the routing condition that failed when a submit sends the token to the Ate", function()
+    local inst = instance()
+    local id = invoice(inst)
+    local v = json(expect(run(dir, { "checkout", inst, "--actor", "finance-manager",
+                                     "--role", "FA-M-001", "--json" }), 0)).version
+    -- no manager_decision set: the routing condition cannot be evaluated
+    local r = expect(run(dir, { "submit", inst, id, "--actor", "finance-manager",
+                                "--version", tostring(v) }), 0)
+    assert_has(r.out, "token " .. id .. ": FAILED in 'ate'")
+    local cause = "unknown name 'manager_decision'"
+    assert_has(r.out, "\nfailure: no route matched after role 'FA-M-001': ")
+    assert_has(r.out, cause)
+    r = expect(run(dir, { "token", inst, id }), 0)
+    local line = r.out:match("\nfailure +([^\n]*)")
+    assert.truthy(line, r.out)
+    assert_has(line, "(when: error); component 'FA-M-001:out:to_booking' routing when ")
+    assert_has(line, "manager_decision == 'approve'")
+    assert_has(line, cause)
+    assert.are.equal(line, json(expect(run(dir, { "token", inst, id, "--json" }), 0)).failure_reason)
+  end)
 end)

@@ -233,11 +233,12 @@ local function new_db(t)
     elseif sql == SQL.children then
       if t.fail_children then error("SQL error: disk I/O error (in: " .. sql .. ")") end
       local kids = (t.children or {})[a] or {}
-      local done = 0
-      for _, s in ipairs(kids) do
+      local done, archived = 0, nil -- child i is named "c-<i>"
+      for i, s in ipairs(kids) do
         if s == "COMPLETED" or s == "REMEDIATED" or s == "FINALIZED" then done = done + 1 end
+        if s == "ARCHIVED" and not archived then archived = "c-" .. i end
       end
-      return { n = #kids, done = done }
+      return { n = #kids, done = done, archived = archived }
     end
     error("fake db: unexpected SQL in one: " .. sql)
   end

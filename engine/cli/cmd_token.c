@@ -510,6 +510,8 @@ int cli_cmd_submit(cli *c) {
     printf("token %s: %s", c->pos[1], cli_cell(&b, cli_json_get(r, "status")));
     printf(" in '%s'", cli_cell(&b, cli_json_get(r, "interaction")));
     printf(" (version %s)\n", cli_cell(&b, cli_json_get(r, "version")));
+    if (*cli_cell(&b, cli_json_get(r, "failure_reason")))
+      printf("failure: %s\n", b.s);
     if (kids && kids->type == CLI_JARRAY)
       for (const cli_jv *k = kids->child; k; k = k->next)
         printf("child %s\n", cli_cell(&b, k));

@@ -800,7 +800,7 @@ int chm__tk_set_status(chm__tk *t, chm__tok *tok, const char *status,
   int64_t expires = tok->lease_expires_at, entered = tok->entered_at;
   int64_t seq = tok->queue_seq, count = tok->checkout_count;
   const char *paused_from = NULL, *reason;
-  int requeue, d;
+  int requeue, d, clear;
   chm__logrow r;
 
   chm__tk_cpy(from, sizeof from, tok->status);
@@ -841,7 +841,14 @@ int chm__tk_set_status(chm__tk *t, chm__tok *tok, const char *status,
     count = 0;
   if (strcmp(status, "PAUSED") == 0)
     paused_from = from;
-  reason = m->failure_reason != NULL ? m->failure_reason : tok->failure_reason;
+  /* A token back on the normal path (PENDING, or finished) no longer
+  ** carries its last failure; the log keeps the history. ACTIVE keeps it:
+  ** the Epsilon or Tau holding the token is treating that failure. */
+  clear = m->failure_reason == NULL &&
+          (strcmp(status, "PENDING") == 0 || chm__is_finished(status));
+  reason = m->failure_reason != NULL ? m->failure_reason
+           : clear                   ? NULL
+                                     : tok->failure_reason;
 
   if (chm__tk_exec(t, CHM__Q_TOK_UPDATE, "sisssiiiissssi", tok->uow_id,
                    tok->version, status, to_inter, nz(holder), expires, entered,
@@ -879,6 +886,9 @@ int chm__tk_set_status(chm__tk *t, chm__tok *tok, const char *status,
       return chm__tk_err(t, CHM_NOMEM, "out of memory");
     free(tok->failure_reason);
     tok->failure_reason = fr;
+  } else if (clear) {
+    free(tok->failure_reason);
+    tok->failure_reason = NULL;
   }
   chm__tk_cpy(tok->status, sizeof tok->status, status);
   chm__tk_cpy(tok->interaction_id, CHM__ID, to_inter);

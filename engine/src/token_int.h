@@ -106,6 +106,16 @@ void chm__buf_free(chm__buf *b);
                  "version = version + 1, updated_at = ?4 WHERE uow_id = ?1")   \
   XX(TOK_CHILDREN, "SELECT uow_id FROM UnitsOfWork WHERE parent_id = ? "       \
                    "ORDER BY queue_seq")                                       \
+  XX(TOK_ARCHIVED_CHILD, /* a given-up child: its base can never join */     \
+     "SELECT uow_id FROM UnitsOfWork WHERE parent_id = ? AND status = "        \
+     "'ARCHIVED' ORDER BY queue_seq LIMIT 1")                                  \
+  XX(OMEGA_OF, /* the OMEGA role that consumes an interaction */              \
+     "SELECT c.role_id FROM Local_Components c JOIN Local_Roles r USING "       \
+     "(role_id) WHERE c.interaction_id = ? AND c.direction = 'INBOUND' AND "   \
+     "r.role_type = 'OMEGA' ORDER BY c.position LIMIT 1")                      \
+  XX(ROUTE_ERRORS, /* judge.route's errors (JSON array) as one text */        \
+     "SELECT group_concat(json_extract(value, '$.message'), '; ') FROM "       \
+     "json_each(?)")                                                           \
   XX(TOK_NEXT,                                                                 \
      "SELECT " CHM__TOK_COLS " FROM UnitsOfWork "                              \
      "WHERE current_interaction_id = ?1 AND status = ?2 AND queue_seq > ?3 "   \
@@ -507,7 +517,9 @@ typedef struct chm__move {
   const char *role_id;        /* role context; NULL keeps last_role_id */
   const char *decision;       /* log decision column */
   const char *details;        /* log details (JSON object text) */
-  const char *failure_reason; /* stored when not NULL */
+  const char *failure_reason; /* stored when not NULL; NULL keeps the old
+                              ** one, except into PENDING or a finished
+                              ** state, which clears it */
   int lease;                  /* enum chm__lease */
   int checkout;               /* 1: checkout_count + 1; -1: reset to 0 */
 } chm__move;

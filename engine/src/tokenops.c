@@ -244,6 +244,27 @@ static const char *route_why(const char *reason, const char *role) {
   return reason;
 }
 
+/* with_errors(t, failure, errors): appends to *failure (malloc'ed,
+** replaced) the messages of judge.route's errors (a JSON array of
+** {component_id, message}): a token sent FAILED because a routing
+** condition errored carries the condition and its error, not only
+** "(when: error)". */
+static int with_errors(chm__tk *t, char **failure, const char *errors) {
+  char *msgs = NULL, *f;
+  int rc = chm__tk_one_text(t, CHM__Q_ROUTE_ERRORS, &msgs, "s", errors);
+  if (rc != CHM_OK || msgs == NULL || *msgs == '\0') {
+    free(msgs);
+    return rc;
+  }
+  f = chm__strdupf("%s; %s", *failure, msgs);
+  free(msgs);
+  if (f == NULL)
+    return chm__tk_err(t, CHM_NOMEM, "out of memory");
+  free(*failure);
+  *failure = f;
+  return CHM_OK;
+}
+
 /* decide(t, tok, attrs, wfname, role, d): where tok goes after `role`
 ** acted on it: its routing (judge.route), or COMPLETED in place for a role
 ** without outbound components, or FAILED to the Ate when nothing matches.
@@ -319,6 +340,9 @@ static int decide(chm__tk *t, const chm__tok *tok, const chm__attrs *attrs,
   r.ndec = 0;
   if (strcmp(d->status, "FAILED") == 0 && d->failure == NULL)
     d->failure = chm__strdupf("sent to '%s' by role '%s'", d->name, role->name);
+  if (strcmp(d->status, "FAILED") == 0 && d->failure != NULL &&
+      r.errors != NULL && (rc = with_errors(t, &d->failure, r.errors)) != CHM_OK)
+    goto done;
   chm__buf_add(&b, "}");
   d->details = chm__buf_take(&b);
   if (d->details == NULL ||
@@ -502,6 +526,43 @@ static int finalize(chm__tk *t, chm__tok *tok, const chm__who *who,
   }
   if (rc == CHM_OK && tok->return_uow_id[0] != '\0')
     rc = gateway_return(t, tok, who);
+done:
+  chm__tok_clear(&c);
+  free(ids);
+  free(cd);
+  return rc;
+}
+
+/* archive_descendants(t, tok, who): Epsilon gave tok up (ARCHIVED), so
+** its unfinished descendants (PENDING, FAILED, TIMEOUT, PAUSED,
+** ZOMBIED_SOFT, ...: any not COMPLETED, REMEDIATED, FINALIZED or ARCHIVED)
+** are archived with it, each with a GIVE_UP_CHILD row. The caller has
+** refused the give_up while one is ACTIVE (end_blocked). */
+static int archive_descendants(chm__tk *t, const chm__tok *tok,
+                               const chm__who *who) {
+  char(*ids)[CHM__ID] = NULL;
+  char *cd = NULL;
+  chm__tok c;
+  chm__move m;
+  int n = 0, i, rc;
+  memset(&c, 0, sizeof c);
+  if ((rc = descendants(t, tok->uow_id, &ids, &n)) != CHM_OK || n == 0)
+    goto done;
+  if ((cd = reason_json("base", tok->uow_id)) == NULL) {
+    rc = chm__tk_err(t, CHM_NOMEM, "out of memory");
+    goto done;
+  }
+  memset(&m, 0, sizeof m);
+  m.event = "GIVE_UP_CHILD";
+  m.actor_id = who->id;
+  m.details = cd;
+  m.lease = CHM__LEASE_CLEAR;
+  for (i = 0; i < n && rc == CHM_OK; i++) {
+    if ((rc = chm__tk_load(t, ids[i], &c)) != CHM_OK)
+      break;
+    if (!chm__is_finished(c.status) && strcmp(c.status, "ARCHIVED") != 0)
+      rc = chm__tk_set_status(t, &c, "ARCHIVED", NULL, &m);
+  }
 done:
   chm__tok_clear(&c);
   free(ids);
@@ -793,7 +854,8 @@ static int log_decision(chm__tk *t, const chm__tok *tok, const chm__who *who,
   return log_guardian(t, tok->uow_id, who->id, role->id, inter, dc, version);
 }
 
-/* A gate rejected tok (BETA): record it and send tok FAILED to the Ate. */
+/* A gate rejected tok (BETA; or Cerberus, a given-up child: join_broken):
+** record it and send tok FAILED to the Ate. */
 static int reject(chm__tk *t, chm__tok *tok, const chm__who *who,
                   const chm__role *role, const inbound *in,
                   const chm__gate *g) {
@@ -876,6 +938,100 @@ static int reject_in_place(chm__tk *t, const chm__tok *tok,
   return CHM_OK;
 }
 
+/* join_broken(t, tok, role, g, &yes): yes = 1 when the OMEGA gate that
+** did not pass the base token tok was Cerberus rejecting it because a
+** child was given up (ARCHIVED): the join can never pass, so unlike other
+** rejections on an OMEGA inbound the base goes FAILED to the Ate, where
+** Epsilon decides about it. */
+static int join_broken(chm__tk *t, const chm__tok *tok, const chm__role *role,
+                       const chm__gate *g, int *yes) {
+  sqlite3_stmt *st;
+  int rc;
+  *yes = 0;
+  if (g->pass || !g->has_rejection || strcmp(role->type, "OMEGA") != 0 ||
+      tok->parent_id[0] != '\0' || g->rejection.type == NULL ||
+      strcmp(g->rejection.type, "CERBERUS") != 0)
+    return CHM_OK;
+  if ((st = chm__tk_q(t, CHM__Q_TOK_ARCHIVED_CHILD, "s", tok->uow_id)) == NULL)
+    return CHM_DB;
+  if ((rc = chm__tk_step(t, CHM__Q_TOK_ARCHIVED_CHILD, st)) < 0)
+    return CHM_DB;
+  *yes = rc == SQLITE_ROW;
+  chm__tk_reset(st);
+  return CHM_OK;
+}
+
+/* join_now(t, base_id, who): a child of base_id was just given up. When
+** the base already waits finished (COMPLETED or REMEDIATED) in a room an
+** OMEGA consumes, ask that room's gate now, in this transaction: Cerberus
+** rejects it (the join can never pass) and the base goes FAILED to the Ate
+** as at an Omega checkout (rejection record and log rows, under the OMEGA
+** role, by who). Otherwise the next Omega checkout finds it. */
+static int join_now(chm__tk *t, const char *base_id, const chm__who *who) {
+  inbound in[MAX_INBOUND];
+  chm__tok p;
+  chm__role omega;
+  chm__attrs attrs;
+  chm__gate g;
+  chm__view v;
+  char *rid = NULL;
+  int nin = 0, i, rc, broken = 0;
+  memset(&p, 0, sizeof p);
+  memset(&attrs, 0, sizeof attrs);
+  memset(&g, 0, sizeof g);
+  if ((rc = chm__tk_load(t, base_id, &p)) != CHM_OK)
+    goto done;
+  if (p.parent_id[0] != '\0' || (strcmp(p.status, "COMPLETED") != 0 &&
+                                  strcmp(p.status, "REMEDIATED") != 0))
+    goto done;
+  if ((rc = chm__tk_one_text(t, CHM__Q_OMEGA_OF, &rid, "s",
+                             p.interaction_id)) != CHM_OK ||
+      rid == NULL)
+    goto done;
+  if ((rc = chm__tk_role_by_id(t, rid, &omega)) != CHM_OK ||
+      (rc = read_inbound(t, &omega, in, &nin)) != CHM_OK)
+    goto done;
+  for (i = 0; i < nin; i++)
+    if (strcmp(in[i].inter, p.interaction_id) == 0)
+      break;
+  if (i == nin || (rc = chm__tk_attrs_load(t, p.uow_id, &attrs)) != CHM_OK)
+    goto done;
+  v.tok = &p;
+  v.workflow = omega.workflow;
+  v.attrs = &attrs;
+  if ((rc = chm__tk_gate(t, in[i].comps, in[i].ncomps, &v, &g)) != CHM_OK ||
+      (rc = join_broken(t, &p, &omega, &g, &broken)) != CHM_OK)
+    goto done;
+  if (broken)
+    rc = reject(t, &p, who, &omega, &in[i], &g);
+done:
+  chm__tok_clear(&p);
+  chm__attrs_free(&attrs);
+  chm__gate_free(&g);
+  free(rid);
+  return rc;
+}
+
+/* note_reject(t, tok, g, &n, &why): counts a token this checkout rejected
+** and moved to the Ate (tok is there now); for the first, *why (malloc'ed)
+** says which, by which guardian, why, and where it went. */
+static int note_reject(chm__tk *t, const chm__tok *tok, const chm__gate *g,
+                       int *n, char **why) {
+  const chm__decision *rj = &g->rejection;
+  char ate[128];
+  int rc;
+  if (++*n > 1)
+    return CHM_OK;
+  if ((rc = inter_name(t, tok->interaction_id, ate, sizeof ate)) != CHM_OK)
+    return rc;
+  *why = chm__strdupf("token %s was rejected by guardian '%s' (%s): %s, and "
+                      "moved FAILED to '%s'",
+                      tok->uow_id, rj->name ? rj->name : "?",
+                      rj->type ? rj->type : "?",
+                      rj->reason ? rj->reason : "rejected", ate);
+  return *why == NULL ? chm__tk_err(t, CHM_NOMEM, "out of memory") : CHM_OK;
+}
+
 /* Why a candidate the gate did not pass cannot be taken (malloc'ed). */
 static char *gate_why(const chm__tok *tok, const chm__gate *g) {
   const chm__decision *d = g->ndec > 0 ? &g->dec[g->ndec - 1] : NULL;
@@ -898,11 +1054,13 @@ static char *gate_why(const chm__tok *tok, const chm__gate *g) {
 
 /* The no-work message: when tokens wait in the role's inbound but none
 ** can be taken, say how many and why the oldest cannot (seen_id/seen_why:
-** the first candidate the gate did not pass). Only on the no-work path. */
+** the first candidate the gate did not pass); rejected (or NULL) says
+** which tokens this checkout rejected and moved to the Ate (note_reject).
+** Only on the no-work path. */
 static int no_work(chm__tk *t, const chm__role *role, const inbound *in,
                    int nin, const char *const *statuses, int base_only,
                    const char *seen_id, const char *seen_why,
-                   const char *names) {
+                   const char *rejected, const char *names) {
   char id[CHM__ID] = "", status[24] = "", parent[CHM__ID] = "";
   char *why = NULL;
   int64_t n = 0;
@@ -928,8 +1086,9 @@ static int no_work(chm__tk *t, const chm__role *role, const inbound *in,
     chm__tk_reset(st);
   }
   if (n == 0)
-    return chm__tk_err(t, CHM_NOTFOUND, "no work for role '%s' in '%s'",
-                       role->name, names);
+    return chm__tk_err(t, CHM_NOTFOUND, "no work for role '%s' in '%s'%s%s",
+                       role->name, names, rejected ? ": " : "",
+                       rejected ? rejected : "");
   for (k = 0; statuses[k] != NULL; k++)
     if (strcmp(statuses[k], status) == 0)
       break;
@@ -953,9 +1112,10 @@ static int no_work(chm__tk *t, const chm__role *role, const inbound *in,
   if (why == NULL)
     return chm__tk_err(t, CHM_NOMEM, "out of memory");
   rc = chm__tk_err(t, CHM_NOTFOUND,
-                   "no work for role '%s' in '%s': %lld token%s there "
+                   "no work for role '%s' in '%s': %s%s%lld token%s there "
                    "but none can be taken: %s",
-                   role->name, names, (long long)n,
+                   role->name, names, rejected ? rejected : "",
+                   rejected ? "; " : "", (long long)n,
                    n == 1 ? " waits" : "s wait", why);
   free(why);
   return rc;
@@ -1089,8 +1249,8 @@ int chm__op_checkout(chm__tk *t, const chm__who *who, const chm__role *role,
   chm__gate g;
   chm__buf names = {0};
   char child[CHM__ID] = "", *memory = NULL, seen_id[CHM__ID] = "";
-  char *seen_why = NULL;
-  int nin = 0, i, rc, found = 0, base_only, beta, got;
+  char *seen_why = NULL, *rej_why = NULL;
+  int nin = 0, i, rc, found = 0, base_only, beta, got, broken, nrej = 0;
   memset(&attrs, 0, sizeof attrs);
   memset(&g, 0, sizeof g);
   if (out_json != NULL)
@@ -1185,8 +1345,11 @@ int chm__op_checkout(chm__tk *t, const chm__who *who, const chm__role *role,
         found = 1;
         break;
       }
-      if (beta && !g.wait && g.has_rejection) {
-        if ((rc = reject(t, tok, who, role, &in[i], &g)) != CHM_OK)
+      if ((rc = join_broken(t, tok, role, &g, &broken)) != CHM_OK)
+        goto done;
+      if ((beta && !g.wait && g.has_rejection) || broken) {
+        if ((rc = reject(t, tok, who, role, &in[i], &g)) != CHM_OK ||
+            (rc = note_reject(t, tok, &g, &nrej, &rej_why)) != CHM_OK)
           goto done;
         *wrote = 1;
         continue;
@@ -1210,8 +1373,19 @@ int chm__op_checkout(chm__tk *t, const chm__who *who, const chm__role *role,
       chm__buf_add(&names, in[i].name);
     }
     chm__tok_clear(tok);
+    if (nrej > 1) {
+      char *w = chm__strdupf("%d tokens were rejected and moved FAILED to "
+                             "the Ate; the first: %s",
+                             nrej, rej_why);
+      if (w == NULL) {
+        rc = chm__tk_err(t, CHM_NOMEM, "out of memory");
+        goto done;
+      }
+      free(rej_why);
+      rej_why = w;
+    }
     rc = no_work(t, role, in, nin, statuses, base_only, seen_id, seen_why,
-                 names.p ? names.p : "");
+                 rej_why, names.p ? names.p : "");
     goto done;
   }
   i--; /* the inbound the token was found in */
@@ -1269,6 +1443,7 @@ done:
   chm__gate_free(&g);
   free(memory);
   free(seen_why);
+  free(rej_why);
   if (rc != CHM_OK && out_json != NULL) {
     free(*out_json);
     *out_json = NULL;
@@ -1483,10 +1658,13 @@ static void keys_of(chm__buf *b, const chm__kvs *kv) {
     chm__buf_add(b, "(none)");
 }
 
-/* end_blocked(t, tok) -> CHM_OK when Tau's forced end of tok may go on:
-** no descendant is ACTIVE (an actor holds its lease; ending it would take
-** the work from under them). Else CHM_STATE naming the first such one. */
-static int end_blocked(chm__tk *t, const chm__tok *tok) {
+/* end_blocked(t, tok, op, again) -> CHM_OK when Tau's forced end or
+** Epsilon's give_up of tok (op: "end", "give_up") may go on: no descendant
+** is ACTIVE (an actor holds its lease; ending or archiving it would take
+** the work from under them). Else CHM_STATE naming the first such one,
+** its holder, and what to do before `again` ("end", "give up"). */
+static int end_blocked(chm__tk *t, const chm__tok *tok, const char *op,
+                       const char *again) {
   char(*ids)[CHM__ID] = NULL, name[128], ts[32];
   chm__tok c;
   int n = 0, i, rc;
@@ -1504,15 +1682,15 @@ static int end_blocked(chm__tk *t, const chm__tok *tok) {
       chm__tk_iso(c.lease_expires_at, ts);
     rc = chm__tk_err(
         t, CHM_STATE,
-        "submit of token %s: end refused: its %s token %s is ACTIVE, "
+        "submit of token %s: %s refused: its %s token %s is ACTIVE, "
         "leased to '%s'%s%s; wait for that lease to end (its holder submits "
-        "or fails it, or the zombie sweep takes it) or pause it, then end "
+        "or fails it, or the zombie sweep takes it) or pause it, then %s "
         "again",
-        tok->uow_id, strcmp(c.parent_id, tok->uow_id) == 0 ? "child"
+        tok->uow_id, op, strcmp(c.parent_id, tok->uow_id) == 0 ? "child"
                                                            : "descendant",
         c.uow_id, name,
         c.lease_expires_at != CHM__NULL_INT ? " until " : "",
-        c.lease_expires_at != CHM__NULL_INT ? ts : "");
+        c.lease_expires_at != CHM__NULL_INT ? ts : "", again);
     goto done;
   }
 done:
@@ -1575,7 +1753,9 @@ static int check_changes(chm__tk *t, const chm__tok *tok, const chm__role *role,
       }
     }
   if (c->end)
-    return end_blocked(t, tok);
+    return end_blocked(t, tok, "end", "end");
+  if (c->give_up)
+    return end_blocked(t, tok, "give_up", "give up");
   return CHM_OK;
 }
 
@@ -1720,6 +1900,10 @@ int chm__op_submit(chm__tk *t, const chm__who *who, chm__tok *tok,
     m.details = det;
     m.lease = CHM__LEASE_CLEAR;
     rc = chm__tk_set_status(t, tok, "ARCHIVED", NULL, &m);
+    if (rc == CHM_OK)
+      rc = archive_descendants(t, tok, who);
+    if (rc == CHM_OK && tok->parent_id[0] != '\0')
+      rc = join_now(t, tok->parent_id, who);
     if (rc == CHM_OK && tok->return_uow_id[0] != '\0')
       rc = gateway_return(t, tok, who);
   } else if (cp->end) {
@@ -1776,6 +1960,11 @@ int chm__op_submit(chm__tk *t, const chm__who *who, chm__tok *tok,
   chm__buf_jstr(&b, tok->status);
   chm__buf_add(&b, ",\"interaction\":");
   chm__buf_jstr(&b, iname);
+  if (tok->failure_reason != NULL && (strcmp(tok->status, "FAILED") == 0 ||
+                                      strcmp(tok->status, "TIMEOUT") == 0)) {
+    chm__buf_add(&b, ",\"failure_reason\":");
+    chm__buf_jstr(&b, tok->failure_reason);
+  }
   chm__buf_addf(&b, ",\"version\":%lld,\"children\":[",
                 (long long)tok->version);
   for (i = 0; i < cp->nchildren; i++) {

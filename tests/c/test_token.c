@@ -1818,6 +1818,234 @@ TEST(gateway_archived_and_paused) {
 }
 
 /* ===================================================================== */
+/* Given-up children, rejections at checkout, cleared failures            */
+/* ===================================================================== */
+
+/* base_with_kids(route, n, base, kids): a fixable base split by the worker
+** into n children PENDING in 'lines' (kids in queue order). */
+static void base_with_kids(const char *route, int n, char base[37],
+                           char kids[][37]) {
+  char got[37], attrs[128];
+  long long v;
+  int i;
+  snprintf(attrs, sizeof attrs,
+           "{\"amount\": 5, \"route\": \"%s\", \"fixable\": true}", route);
+  if (genesis(attrs, base) != CHM_OK ||
+      checkout("alice", "worker", got, &v) != CHM_OK ||
+      submit(base, "alice", v,
+             n == 2 ? "{\"children\": [{\"sku\": \"a\"}, {\"sku\": \"b\"}]}"
+                    : "{\"children\": [{\"sku\": \"a\"}, {\"sku\": \"b\"}, "
+                      "{\"sku\": \"c\"}]}") != CHM_OK) {
+    printf("  cannot split a base: %s\n", chm_instance_errmsg(inst));
+    exit(2);
+  }
+  for (i = 0; i < n; i++)
+    snprintf(kids[i], 37, "%s",
+             q("SELECT uow_id FROM UnitsOfWork WHERE parent_id = %Q ORDER BY "
+               "queue_seq LIMIT 1 OFFSET %d",
+               base, i));
+}
+
+/* Epsilon gives up a child whose base already waits COMPLETED in the
+** Cerberus room: in the same transaction Cerberus rejects the base (the
+** join can never pass) and it goes FAILED to the Ate, with the rejection
+** record and log rows; Epsilon can then decide about it. */
+TEST(give_up_child_fails_waiting_base) {
+  char base[37], kids[2][37], got[37];
+  long long v;
+  new_instance("TK-BASIC");
+  base_with_kids("done", 2, base, kids);
+  ASSERT_RC(checkout("alice", "pricer", got, &v), CHM_OK);
+  ASSERT_RC(submit(kids[0], "alice", v, NULL), CHM_OK);
+  ASSERT_RC(checkout("alice", "pricer", got, &v), CHM_OK);
+  ASSERT_RC(chm_fail(inst, kids[1], "alice", "bad line"), CHM_OK);
+  ASSERT_STR_EQ(status_of(base), "COMPLETED");
+  ASSERT_STR_EQ(place_of(base), "joined");
+  ASSERT_RC(checkout("alice", "doctor", got, &v), CHM_OK);
+  ASSERT_STR_EQ(got, kids[1]);
+  ASSERT_RC(submit(kids[1], "alice", v, "{\"give_up\": true}"), CHM_OK);
+  ASSERT_STR_EQ(status_of(kids[1]), "ARCHIVED");
+  ASSERT_STR_EQ(status_of(base), "FAILED");
+  ASSERT_STR_EQ(place_of(base), "ate");
+  ASSERT_STR_EQ(q("SELECT guardian_name || ' ' || guardian_type || ': ' || "
+                  "reason FROM Token_Rejections WHERE uow_id = %Q",
+                  base),
+                q("SELECT 'join CERBERUS: head 3 (children finished): child "
+                  "token ' || %Q || ' was given up (ARCHIVED), so base ' || "
+                  "%Q || ' can never be joined'",
+                  kids[1], base));
+  ASSERT_CONTAINS(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = %Q",
+                    base),
+                  "rejected by guardian 'join' (CERBERUS) on 'joined': head 3");
+  ASSERT_STR_EQ(q("SELECT group_concat(event || ':' || coalesce(decision, ''),"
+                  " ',') FROM (SELECT * FROM Interaction_Logs WHERE uow_id = "
+                  "%Q AND log_id > (SELECT max(log_id) FROM Interaction_Logs "
+                  "WHERE uow_id = %Q AND event = 'GIVE_UP') ORDER BY log_id)",
+                  base, kids[1]),
+                "GUARDIAN:REJECT,REJECT:ate");
+  /* Epsilon now takes the base (it is fixable) */
+  ASSERT_RC(checkout("alice", "doctor", got, &v), CHM_OK);
+  ASSERT_STR_EQ(got, base);
+}
+
+/* A base that reaches the Cerberus room after one of its children was
+** given up is rejected by the next Omega checkout and moved FAILED to the
+** Ate (not left waiting for ever); the no-work answer says so. */
+TEST(cerberus_rejects_archived_child) {
+  char base[37], kids[2][37], got[37];
+  long long v;
+  new_instance("TK-BASIC");
+  base_with_kids("review", 2, base, kids);
+  ASSERT_RC(checkout("alice", "pricer", got, &v), CHM_OK);
+  ASSERT_RC(submit(kids[0], "alice", v, NULL), CHM_OK);
+  ASSERT_RC(checkout("alice", "pricer", got, &v), CHM_OK);
+  ASSERT_RC(chm_fail(inst, kids[1], "alice", "bad line"), CHM_OK);
+  ASSERT_RC(checkout("alice", "doctor", got, &v), CHM_OK);
+  ASSERT_RC(submit(kids[1], "alice", v, "{\"give_up\": true}"), CHM_OK);
+  ASSERT_STR_EQ(status_of(base), "PENDING"); /* not in the room yet */
+  ASSERT_RC(checkout("bob", "reviewer", got, &v), CHM_OK);
+  ASSERT_RC(submit(base, "bob", v, NULL), CHM_OK);
+  ASSERT_STR_EQ(status_of(base), "COMPLETED");
+  ASSERT_STR_EQ(place_of(base), "joined");
+  ASSERT_RC(checkout("alice", "close", got, &v), CHM_NOTFOUND);
+  ASSERT_STR_EQ(
+      chm_instance_errmsg(inst),
+      q("SELECT 'no work for role ''close'' in ''joined'': token ' || %Q || "
+        "' was rejected by guardian ''join'' (CERBERUS): head 3 (children "
+        "finished): child token ' || %Q || ' was given up (ARCHIVED), so "
+        "base ' || %Q || ' can never be joined, and moved FAILED to ''ate''; "
+        "1 token waits there but none can be taken: token ' || %Q || ' is a "
+        "child (parent ' || %Q || ') — OMEGA takes only base tokens, which "
+        "bring their children'",
+        base, kids[1], base, kids[0], base));
+  ASSERT_STR_EQ(status_of(base), "FAILED"); /* committed with NOTFOUND */
+  ASSERT_STR_EQ(place_of(base), "ate");
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM Token_Rejections WHERE uow_id = %Q",
+                   base),
+                1);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM Interaction_Logs WHERE uow_id = %Q "
+                   "AND event = 'REJECT'",
+                   base),
+                1);
+}
+
+/* Epsilon giving up a base archives its unfinished descendants with it,
+** leaves finished ones alone, and is refused (nothing changed) while one
+** is ACTIVE. */
+TEST(give_up_base_archives_children) {
+  char base[37], kids[3][37], got[37];
+  long long v, vb, logs;
+  new_instance("TK-BASIC");
+  base_with_kids("review", 3, base, kids);
+  ASSERT_RC(checkout("alice", "pricer", got, &v), CHM_OK);
+  ASSERT_RC(submit(kids[0], "alice", v, NULL), CHM_OK); /* COMPLETED */
+  ASSERT_RC(checkout("bob", "reviewer", got, &v), CHM_OK);
+  ASSERT_RC(chm_fail(inst, base, "bob", "wrong vendor"), CHM_OK);
+  ASSERT_RC(checkout("alice", "pricer", got, &v), CHM_OK);
+  ASSERT_STR_EQ(got, kids[1]); /* ACTIVE under alice */
+  ASSERT_RC(checkout("alice", "doctor", got, &vb), CHM_OK);
+  ASSERT_STR_EQ(got, base);
+  logs = nlog();
+  ASSERT_RC(submit(base, "alice", vb, "{\"give_up\": true}"), CHM_STATE);
+  ASSERT_STR_EQ(chm_instance_errmsg(inst),
+                q("SELECT 'submit of token ' || %Q || ': give_up refused: "
+                  "its child token ' || %Q || ' is ACTIVE, leased to "
+                  "''alice'' until ' || strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', "
+                  "lease_expires_at / 1000.0, 'unixepoch') || '; wait for "
+                  "that lease to end (its holder submits or fails it, or the "
+                  "zombie sweep takes it) or pause it, then give up again' "
+                  "FROM UnitsOfWork WHERE uow_id = %Q",
+                  base, kids[1], kids[1]));
+  ASSERT_INT_EQ(nlog(), logs);
+  ASSERT_STR_EQ(status_of(base), "ACTIVE");
+  ASSERT_STR_EQ(status_of(kids[1]), "ACTIVE");
+  ASSERT_STR_EQ(status_of(kids[2]), "PENDING");
+  /* paused, the child is archived with the base, as the PENDING one */
+  ASSERT_RC(chm_pause(inst, kids[1], "alice"), CHM_OK);
+  ASSERT_RC(submit(base, "alice", vb, "{\"give_up\": true}"), CHM_OK);
+  ASSERT_STR_EQ(status_of(base), "ARCHIVED");
+  ASSERT_STR_EQ(status_of(kids[0]), "COMPLETED");
+  ASSERT_STR_EQ(status_of(kids[1]), "ARCHIVED");
+  ASSERT_STR_EQ(status_of(kids[2]), "ARCHIVED");
+  ASSERT_STR_EQ(q("SELECT group_concat(uow_id || ':' || json_extract(details, "
+                  "'$.base'), ',') FROM (SELECT * FROM Interaction_Logs WHERE "
+                  "event = 'GIVE_UP_CHILD' ORDER BY log_id)"),
+                q("SELECT %Q || ':' || %Q || ',' || %Q || ':' || %Q", kids[1],
+                  base, kids[2], base));
+  ASSERT_RC(checkout("alice", "pricer", got, &v), CHM_NOTFOUND);
+}
+
+/* A Beta checkout that rejected tokens and found nothing else says which
+** token it rejected, why, and where it went (several: count and first). */
+TEST(no_work_names_the_rejected) {
+  char a[37], b[37], got[37];
+  long long v;
+  new_instance("TK-BASIC");
+  ASSERT_RC(genesis("{\"amount\": -5}", a), CHM_OK);
+  ASSERT_RC(checkout("alice", "worker", got, &v), CHM_NOTFOUND);
+  ASSERT_STR_EQ(chm_instance_errmsg(inst),
+                q("SELECT 'no work for role ''worker'' in ''inbox'': token ' "
+                  "|| %Q || ' was rejected by guardian ''positive'' "
+                  "(CRITERIA_GATE): ' || reason || ', and moved FAILED to "
+                  "''ate''' FROM Token_Rejections WHERE uow_id = %Q",
+                  a, a));
+  ASSERT_STR_EQ(status_of(a), "FAILED");
+  ASSERT_RC(genesis("{\"amount\": -6}", a), CHM_OK);
+  ASSERT_RC(genesis("{\"amount\": -7}", b), CHM_OK);
+  ASSERT_RC(checkout("alice", "worker", got, &v), CHM_NOTFOUND);
+  ASSERT_STR_EQ(chm_instance_errmsg(inst),
+                q("SELECT 'no work for role ''worker'' in ''inbox'': 2 tokens "
+                  "were rejected and moved FAILED to the Ate; the first: "
+                  "token ' || %Q || ' was rejected by guardian ''positive'' "
+                  "(CRITERIA_GATE): ' || reason || ', and moved FAILED to "
+                  "''ate''' FROM Token_Rejections WHERE uow_id = %Q",
+                  a, a));
+  ASSERT_STR_EQ(status_of(b), "FAILED");
+}
+
+/* failure_reason describes the last failure only while the token is in
+** it (and while Epsilon or Tau holds it to treat it): back on the normal
+** path it is cleared; the log keeps the history. */
+TEST(failure_reason_cleared) {
+  char id[37], got[37];
+  long long v;
+  new_instance("TK-BASIC");
+  ASSERT_RC(genesis("{\"amount\": 5, \"fixable\": true, \"fix\": \"retry\"}",
+                    id),
+            CHM_OK);
+  ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
+  ASSERT_RC(chm_fail(inst, id, "alice", "vendor unknown"), CHM_OK);
+  ASSERT_STR_EQ(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = %Q",
+                  id),
+                "vendor unknown");
+  ASSERT_RC(checkout("alice", "doctor", got, &v), CHM_OK);
+  ASSERT_STR_EQ(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = %Q",
+                  id),
+                "vendor unknown"); /* what Epsilon treats */
+  ASSERT_RC(submit(id, "alice", v, NULL), CHM_OK);
+  ASSERT_STR_EQ(status_of(id), "PENDING");
+  ASSERT_STR_EQ(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = %Q",
+                  id),
+                "(null)");
+  ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
+  ASSERT_STR_EQ(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = %Q",
+                  id),
+                "(null)");
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM Interaction_Logs WHERE uow_id = %Q "
+                   "AND event = 'FAIL'",
+                   id),
+                1);
+  /* remediated into the Cerberus room: cleared too */
+  ASSERT_RC(chm_fail(inst, id, "alice", "again"), CHM_OK);
+  ASSERT_RC(checkout("alice", "doctor", got, &v), CHM_OK);
+  ASSERT_RC(submit(id, "alice", v, "{\"set\": {\"fix\": \"none\"}}"), CHM_OK);
+  ASSERT_STR_EQ(status_of(id), "REMEDIATED");
+  ASSERT_STR_EQ(q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = %Q",
+                  id),
+                "(null)");
+}
+
+/* ===================================================================== */
 /* Main                                                                   */
 /* ===================================================================== */
 
@@ -1856,7 +2084,12 @@ TEST(gateway_archived_and_paused) {
   X(run_steps)                                                                 \
   X(run_batch_and_limits)                                                      \
   X(gateway)                                                                   \
-  X(gateway_archived_and_paused)
+  X(gateway_archived_and_paused)                                               \
+  X(give_up_child_fails_waiting_base)                                          \
+  X(cerberus_rejects_archived_child)                                           \
+  X(give_up_base_archives_children)                                            \
+  X(no_work_names_the_rejected)                                                \
+  X(failure_reason_cleared)
 
 static const harness_test tests[] = {
 #define TEST_ROW(name) {#name, test_##name},
