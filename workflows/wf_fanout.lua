@@ -14,9 +14,9 @@ return workflow "WF-FANOUT-001" {
     },
     interaction "joined" {
       description = "The Cerberus room: the order and its priced lines",
-      -- An order whose line was given up (ARCHIVED) never passes the
-      -- Cerberus; after a day it times out to the line-clock, which hands
-      -- it to the order desk.
+      -- An order whose line was given up (ARCHIVED) can never be joined:
+      -- the Cerberus rejects it and it goes FAILED to the Ate at once.
+      -- An order left waiting here for a day times out to the line-clock.
       stale_token_limit_seconds = 86400,
     },
     "ate", "chronos",

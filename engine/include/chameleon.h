@@ -567,13 +567,18 @@ int chm_heartbeat(chm_instance *inst, const char *uow_id, const char *actor);
 **                        no version); "reasoning": text for them;
 **   "children": [{k: v}] decomposition (BETA with a strategy);
 **   "teach": {k: v}      the actor's personal playbook for this role;
-**   "give_up": true      EPSILON: archive the token;
-**   "end": true          TAU: finalize the token (and its children);
+**   "give_up": true      EPSILON: archive the token and its unfinished
+**                        descendants (refused with CHM_STATE while one is
+**                        ACTIVE); a given-up child sends its base FAILED
+**                        to the Ate if it waits in the Cerberus room;
+**   "end": true          TAU: finalize the token and its unfinished
+**                        descendants (refused while one is ACTIVE);
 **   "fail": "reason"     send it FAILED to the Ate instead of routing.
 ** Then routes it by the role's outbound routing (OMEGA: finalizes it and
 ** its children; a child-workflow token returns to its gateway token).
 ** *result_json (caller frees, may be NULL): {"uow_id","status",
-** "interaction","version","children":[ids]}.
+** "interaction","version","children":[ids],"failure_reason"} (the reason
+** is null unless the token went FAILED, e.g. no route matched).
 ** Errors: CHM_NOTFOUND (actor, token), CHM_CONFLICT, CHM_STATE (not
 ** ACTIVE, lease expired, instance paused), CHM_DENIED (another holder),
 ** CHM_INVALID (malformed changes, children without a strategy,
