@@ -577,8 +577,9 @@ int chm_heartbeat(chm_instance *inst, const char *uow_id, const char *actor);
 ** Then routes it by the role's outbound routing (OMEGA: finalizes it and
 ** its children; a child-workflow token returns to its gateway token).
 ** *result_json (caller frees, may be NULL): {"uow_id","status",
-** "interaction","version","children":[ids],"failure_reason"} (the reason
-** is null unless the token went FAILED, e.g. no route matched).
+** "interaction","version","children":[ids]}, plus "failure_reason" when
+** the submit left the token FAILED (e.g. no route matched: the reason
+** names each condition that errored).
 ** Errors: CHM_NOTFOUND (actor, token), CHM_CONFLICT, CHM_STATE (not
 ** ACTIVE, lease expired, instance paused), CHM_DENIED (another holder),
 ** CHM_INVALID (malformed changes, children without a strategy,
