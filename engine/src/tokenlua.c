@@ -23,6 +23,9 @@ static const chm_limits trusted_limits = {4000000000u, 600000, 0};
 ** clarify); lua/conditions.lua (MAX_DEPTH) copies values this deep for the
 ** views scripts read. The JSON codec itself allows 1000. */
 #define VALUE_DEPTH 200
+/* How deep the check looks: past the codec's 1000, so a decoded value is
+** reported with its true depth. */
+#define DEPTH_SCAN 1024
 
 /* The longest error text from user code the engine keeps (a step's error,
 ** a `fail` reason, a rejection or routing reason, a refusal message), in
@@ -404,8 +407,25 @@ static void do_route(lua_State *L, call *k) {
     free(r->reason);
     r->reason = cut;
   }
-  if (lua_getfield(L, res, "errors") == LUA_TTABLE && luaL_len(L, -1) > 0)
+  if (lua_getfield(L, res, "errors") == LUA_TTABLE && luaL_len(L, -1) > 0) {
+    int i, n = (int)luaL_len(L, -1);
+    for (i = 1; i <= n; i++) { /* a routing function's error: user text */
+      if (lua_rawgeti(L, -1, i) == LUA_TTABLE &&
+          lua_getfield(L, -1, "message") == LUA_TSTRING &&
+          lua_rawlen(L, -1) > TEXT_CAP) {
+        char *cut = cap_text(lua_tostring(L, -1));
+        if (cut == NULL) {
+          k->oom = 1;
+          luaL_error(L, "out of memory");
+        }
+        lua_pushstring(L, cut);
+        free(cut);
+        lua_setfield(L, -3, "message");
+      }
+      lua_settop(L, res + 1);
+    }
     r->errors = xdup(L, k, encode(L, -1));
+  }
   lua_pop(L, 1);
   if (lua_getfield(L, res, "decisions") == LUA_TTABLE) {
     int i, n = (int)luaL_len(L, -1);
@@ -601,7 +621,7 @@ static int value_depth(lua_State *L, int idx, int cap) {
 ** is NULL. */
 static int too_deep(lua_State *L, call *k, int idx, const char *what,
                     const char *key) {
-  int d = value_depth(L, idx, VALUE_DEPTH + 1000);
+  int d = value_depth(L, idx, DEPTH_SCAN);
   const char *name;
   if (d <= VALUE_DEPTH)
     return 0;

@@ -1857,7 +1857,9 @@ TEST(value_depth_limit) {
 ** one of 201 fails the token with a reason naming it. */
 TEST(step_value_depth) {
   char ok[37], rd[37], set[37], kid[37], teach[37], old[37], json[700],
-      *d200 = nested(200, "\"x\""), *d250 = nested(250, "\"x\""), *out = NULL;
+      *d200 = nested(200, "\"x\""), *d250 = nested(250, "\"x\""), *out = NULL,
+      *sql;
+  int rc;
   new_instance("TK-STEPS");
   ASSERT_RC(steps_token("{\"kind\": \"deep\", \"depth\": 200}", ok), CHM_OK);
   snprintf(json, sizeof json,
@@ -1879,13 +1881,12 @@ TEST(step_value_depth) {
            "\"big\": 1}");
   ASSERT_RC(steps_token(json, old), CHM_OK);
   /* a store written before the limit: the step names the attribute */
-  ASSERT_INT_EQ(sqlite3_exec(raw,
-                             sqlite3_mprintf("UPDATE UOW_Attributes SET value "
-                                             "= %Q WHERE uow_id = %Q AND key "
-                                             "= 'big'",
-                                             d250, old),
-                             NULL, NULL, NULL),
-                SQLITE_OK);
+  sql = sqlite3_mprintf("UPDATE UOW_Attributes SET value = %Q WHERE uow_id "
+                        "= %Q AND key = 'big'",
+                        d250, old);
+  rc = sqlite3_exec(raw, sql, NULL, NULL, NULL);
+  sqlite3_free(sql);
+  ASSERT_INT_EQ(rc, SQLITE_OK);
   ASSERT_RC(chm_run(inst, NULL, &out), CHM_OK);
   chm_free(out);
   ASSERT_STR_EQ(status_of(ok), "FINALIZED");
@@ -1953,10 +1954,10 @@ TEST(step_non_json_values) {
 }
 
 /* Error texts from user code are kept to 4 KiB, cut on a UTF-8 boundary,
-** saying how much was cut: a raised error (reason and log details) and a
-** `fail` reason. */
+** saying how much was cut: a step's raised error (reason and log details),
+** a `fail` reason, and a routing function's error. */
 TEST(step_error_text_capped) {
-  char big[37], utf[37], fail[37], *out = NULL, *text;
+  char big[37], utf[37], fail[37], noisy[37], *out = NULL, *text;
   long long len;
   int ok;
   new_instance("TK-STEPS");
@@ -1972,8 +1973,21 @@ TEST(step_error_text_capped) {
                         "\"fail\"}",
                         fail),
             CHM_OK);
+  ASSERT_RC(steps_token("{\"kind\": \"noisy\", \"size\": 1000000}", noisy),
+            CHM_OK);
   ASSERT_RC(chm_run(inst, NULL, &out), CHM_OK);
   chm_free(out);
+  ASSERT_STR_EQ(status_of(noisy), "FAILED");
+  ASSERT_TRUE(qi("SELECT length(failure_reason) FROM UnitsOfWork WHERE "
+                 "uow_id = %Q",
+                 noisy) < 8500);
+  ASSERT_TRUE(qi("SELECT max(length(details)) FROM Interaction_Logs WHERE "
+                 "uow_id = %Q",
+                 noisy) < 8500);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM Interaction_Logs WHERE uow_id = %Q "
+                   "AND instr(details, 'RRR\xe2\x80\xa6 (995952 bytes cut)') > 0",
+                   noisy),
+                1);
   ASSERT_STR_EQ(status_of(big), "FAILED");
   len = qi("SELECT length(CAST(failure_reason AS BLOB)) FROM UnitsOfWork "
            "WHERE uow_id = %Q",
