@@ -118,18 +118,43 @@ function M.getter(name)
   end
 end
 
--- copy(v) -> a deep copy of a JSON-like value (arrays stay marked as
--- arrays). Raises on values nested deeper than 200 levels (a cycle).
-local function copy(v, depth)
+-- The deepest nesting of arrays and objects an attribute or memory value
+-- may have (a scalar is 0 deep, [] is 1). The engine refuses deeper values
+-- where they enter (VALUE_DEPTH in engine/src/tokenlua.c, the same number),
+-- so the copies below never meet one unless a store was written otherwise.
+M.MAX_DEPTH = 200
+local MAX_DEPTH = M.MAX_DEPTH
+
+-- copy(v [, name]) -> a deep copy of a JSON-like value (arrays stay marked
+-- as arrays). Raises "<name> is nested more than 200 levels deep..." (no
+-- position) on a deeper value or a cycle; name defaults to "a value".
+local function copy(v, name, depth)
   if type(v) ~= "table" or rawequal(v, null) then return v end
   depth = (depth or 0) + 1
-  if depth > 200 then error("value nested too deeply to copy", 0) end
+  if depth > MAX_DEPTH then
+    error(format("%s is nested more than %d levels deep; at most %d are allowed",
+                 name or "a value", MAX_DEPTH, MAX_DEPTH), 0)
+  end
   local t = {}
-  for k, x in next, v do t[k] = copy(x, depth) end
+  for k, x in next, v do t[k] = copy(x, name, depth) end
   if getmetatable(v) == "json.array" then jarray(t) end
   return t
 end
 M.copy = copy
+
+-- copy_map(m, noun) -> a copy of the table m of named values (attributes,
+-- memory), each value copied as copy(v, "<noun> '<key>'").
+local function copy_map(m, noun)
+  local t = {}
+  for k, x in next, m do
+    if type(x) == "table" and not rawequal(x, null) then
+      x = copy(x, format("%s '%s'", noun, tostring(k)))
+    end
+    t[k] = x
+  end
+  return t
+end
+M.copy_map = copy_map
 
 -- equal(a, b) -> deep equality of JSON-like values (1 == 1.0).
 local function equal(a, b, depth)
@@ -196,7 +221,7 @@ function M.token_view(view)
     uow_id = view.uow_id, parent_id = view.parent_id, status = view.status,
     version = view.version, child_count = view.child_count,
     finished_child_count = view.finished_child_count, workflow = view.workflow,
-    failure_reason = view.failure_reason, attrs = copy(view.attrs or {}),
+    failure_reason = view.failure_reason, attrs = copy_map(view.attrs or {}, "attribute"),
   }, TOKEN_MT)
 end
 
@@ -279,7 +304,9 @@ end
 -- call(f, view) -> true, r1, r2 | false, err, code: f(token_view(view))
 -- under M.LIMITS through chm.run. err is one paragraph (no traceback).
 function M.call(f, view)
-  local ok, r1, r2 = chm.run(M.LIMITS, f, M.token_view(view))
+  local vok, tv = pcall(M.token_view, view)
+  if not vok then return false, M.message(tv), "SCRIPT" end
+  local ok, r1, r2 = chm.run(M.LIMITS, f, tv)
   if not ok then return false, M.message(r1), r2 end
   return true, r1, r2
 end

@@ -8,7 +8,8 @@ local conditions = require("conditions")
 
 local M = {}
 
-local type, next, tostring, error = type, next, tostring, error
+local type, next, tostring, error, pcall = type, next, tostring, error, pcall
+local rawequal = rawequal
 local format, byte = string.format, string.byte
 local mtype, tointeger = math.type, math.tointeger
 
@@ -90,6 +91,44 @@ local function bad_key(t)
   return nil
 end
 
+local null = chm.json.null
+
+-- fault(v, seen) -> path, type of the first value inside v that no JSON
+-- text can hold (a function, a thread, a userdata other than json.null),
+-- or nil. path is relative to v ("", ".x", "[2].y"). Each table is walked
+-- once (seen), so cycles and shared tables cost nothing extra; NaN, holes,
+-- odd keys and cycles are left to the JSON encoder, which names them.
+local function fault(v, seen)
+  local t = type(v)
+  if t == "function" or t == "thread" or (t == "userdata" and not rawequal(v, null)) then
+    return "", t
+  end
+  if t ~= "table" or seen[v] then return nil end
+  seen[v] = true
+  for k, x in next, v do
+    local p, ft = fault(x, seen)
+    if p then
+      if mtype(k) == "integer" then
+        p = format("[%d]", k) .. p
+      elseif type(k) == "string" then
+        p = "." .. k .. p
+      else
+        p = "[" .. conditions.show(k) .. "]" .. p
+      end
+      return p, ft
+    end
+  end
+  return nil
+end
+
+-- not_json(role, what, v) -> false, err, "SCRIPT" when v holds a value
+-- that is not JSON ("set.x = function; expected a JSON value"), else nil.
+local function not_json(role, what, v)
+  local p, t = fault(v, {})
+  if p then return bad(role, format("%s%s = %s; expected a JSON value", what, p, t)) end
+  return nil
+end
+
 -- validate(r, role) -> true, result | false, err, "SCRIPT". nil is {}; a
 -- table may carry only the keys of RESULT with their types; set and teach
 -- are keyed by names; children is a list of attribute tables.
@@ -123,6 +162,10 @@ function M.validate(r, role)
                                   conditions.show(k2)))
         end
       end
+      for i = 1, n do
+        local ok, err, code = not_json(role, format("children[%d]", i), v[i])
+        if ok == false then return ok, err, code end
+      end
     elseif type(v) ~= want then
       return bad(role, format("%s = %s; expected a %s", k, type(v), want))
     elseif want == "table" then
@@ -131,6 +174,8 @@ function M.validate(r, role)
         return bad(role, format("%s with a key %s; expected names (strings)", k,
                                 conditions.show(k2)))
       end
+      local ok, err, code = not_json(role, k, v)
+      if ok == false then return ok, err, code end
     end
     out[k] = v
   end
@@ -144,15 +189,23 @@ function M.run(f, role, view, ctx)
   ctx = ctx or {}
   local skills = {}
   for k, v in next, ctx.skills or {} do skills[k] = v end
+  -- the copies refuse a value nested deeper than conditions.MAX_DEPTH (the
+  -- engine never stores one): one line naming it, no traceback
+  local vok, memory = pcall(conditions.copy_map, ctx.memory or {}, "memory value")
+  local tok, tview = pcall(conditions.token_view, view)
+  if not (vok and tok) then
+    return false, format("step for role '%s' cannot run: %s", role,
+                         conditions.message(vok and tview or memory)), "SCRIPT"
+  end
   local ctx_view = {
     now = ctx.now or chm.now(),
     random = M.prng(ctx.seed),
-    memory = conditions.copy(ctx.memory or {}),
+    memory = memory,
     skills = skills,
     role = role,
     actor = conditions.copy(ctx.actor),
   }
-  local ok, r, code = chm.run(M.LIMITS, f, conditions.token_view(view), ctx_view)
+  local ok, r, code = chm.run(M.LIMITS, f, tview, ctx_view)
   if not ok then
     -- the error as raised: its position ("step ROLE:LINE: ...") names the
     -- role, and the engine adds "step of role 'ROLE' failed (CODE)"

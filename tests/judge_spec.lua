@@ -997,6 +997,14 @@ describe("judge.step", function()
       .. "\"a\"; expected a list of attribute tables" },
     { "return {children = 'x'}", "step for role 'S' returned children = string; expected a list "
       .. "of attribute tables" },
+    { "return {set = {x = string.len}}", "step for role 'S' returned set.x = function; expected "
+      .. "a JSON value" },
+    { "return {set = {x = {1, {y = tostring}}}}", "step for role 'S' returned "
+      .. "set.x[2].y = function; expected a JSON value" },
+    { "return {children = {{a = 1}, {a = tostring}}}", "step for role 'S' returned "
+      .. "children[2].a = function; expected a JSON value" },
+    { "return {teach = {t = function() end}}", "step for role 'S' returned teach.t = function; "
+      .. "expected a JSON value" },
   }
   for _, c in ipairs(bad) do
     it("refuses: " .. c[1], function()
@@ -1015,6 +1023,23 @@ describe("judge.step", function()
     assert.is_true(ok)
     assert.are.same({ 7, 7, "PENDING", 1, "WF" }, r.set.seen)
     assert.are.same({ amount = 7, list = { 1 } }, v.attrs)
+  end)
+
+  it("reads values nested 200 levels deep and names a deeper one in one line", function()
+    local function deep(n) local v = 1 for _ = 1, n do v = { v } end return v end
+    local ok, r = step("function(token) return {set = {n = #token.attrs.a}} end",
+                       view({ attrs = { a = deep(200) } }))
+    assert.is_true(ok)
+    assert.are.same({ n = 1 }, r.set)
+    local ok2, err, code = step("function() return {} end", view({ attrs = { a = deep(201) } }))
+    assert.are.same({ false, "SCRIPT" }, { ok2, code })
+    assert.are.equal("step for role 'S' cannot run: attribute 'a' is nested more than 200 levels "
+                     .. "deep; at most 200 are allowed", err)
+    local ok3, err3 = step("function() return {} end", view(),
+                           { now = NOW, seed = 1, memory = { m = deep(300) } })
+    assert.is_false(ok3)
+    assert.are.equal("step for role 'S' cannot run: memory value 'm' is nested more than 200 "
+                     .. "levels deep; at most 200 are allowed", err3)
   end)
 
   it("gives the step a context view", function()

@@ -17,6 +17,21 @@
 /* Limits of the trusted calls; user scripts inside run under their own. */
 static const chm_limits trusted_limits = {4000000000u, 600000, 0};
 
+/* The deepest nesting of arrays and objects an attribute value (or a memory
+** value) may have: a scalar is 0 deep, [] and {} are 1, [[1]] is 2. Checked
+** where values enter (genesis, submit, children, step results, memory,
+** clarify); lua/conditions.lua (MAX_DEPTH) copies values this deep for the
+** views scripts read. The JSON codec itself allows 1000. */
+#define VALUE_DEPTH 200
+/* How deep the check looks: past the codec's 1000, so a decoded value is
+** reported with its true depth. */
+#define DEPTH_SCAN 1024
+
+/* The longest error text from user code the engine keeps (a step's error,
+** a `fail` reason, a rejection or routing reason, a refusal message), in
+** bytes; a longer one is cut on a UTF-8 boundary and says how much went. */
+#define TEXT_CAP 4096
+
 static const char skills_key = 'k'; /* registry: name -> skill closure */
 static const char judge_key = 'j';  /* registry: the judge module table */
 #define SKILLRES_MT "chameleon.skillresult"
@@ -58,12 +73,45 @@ typedef struct call {
 /* Helpers inside protected bodies                                        */
 /* ===================================================================== */
 
+/* cap_text(s) -> a malloc'ed copy of s of at most TEXT_CAP bytes plus
+** "… (N bytes cut)" when s is longer, cut before a UTF-8 continuation
+** byte; NULL when s is NULL or malloc fails. */
+static char *cap_text(const char *s) {
+  static const char tail[] = "\xe2\x80\xa6 (%zu bytes cut)";
+  size_t n, keep;
+  char *p;
+  if (s == NULL)
+    return NULL;
+  if ((n = strlen(s)) <= TEXT_CAP)
+    return strdup(s);
+  keep = TEXT_CAP;
+  while (keep > 0 && ((unsigned char)s[keep] & 0xC0) == 0x80)
+    keep--;
+  if ((p = malloc(keep + sizeof tail + 24)) == NULL)
+    return NULL;
+  memcpy(p, s, keep);
+  snprintf(p + keep, sizeof tail + 24, tail, n - keep);
+  return p;
+}
+
 /* Copies a C string; on failure marks the call and raises. */
 static char *xdup(lua_State *L, call *k, const char *s) {
   char *p;
   if (s == NULL)
     return NULL;
   if ((p = strdup(s)) == NULL) {
+    k->oom = 1;
+    luaL_error(L, "out of memory");
+  }
+  return p;
+}
+
+/* xcap(L, k, s): cap_text(s); on failure marks the call and raises. */
+static char *xcap(lua_State *L, call *k, const char *s) {
+  char *p;
+  if (s == NULL)
+    return NULL;
+  if ((p = cap_text(s)) == NULL) {
     k->oom = 1;
     luaL_error(L, "out of memory");
   }
@@ -192,6 +240,11 @@ static void decision_from(lua_State *L, call *k, int idx, chm__decision *d,
   d->type = field_str(L, k, idx, "type");
   d->decision = field_str(L, k, idx, "decision");
   d->reason = field_str(L, k, idx, "reason");
+  if (d->reason != NULL && strlen(d->reason) > TEXT_CAP) {
+    char *cut = xcap(L, k, d->reason);
+    free(d->reason);
+    d->reason = cut;
+  }
   if (d->decision == NULL)
     d->decision = xdup(L, k, dflt);
 }
@@ -349,8 +402,30 @@ static void do_route(lua_State *L, call *k) {
   r->component_id = field_str(L, k, res, "component_id");
   r->interaction_id = field_str(L, k, res, "interaction_id");
   r->reason = field_str(L, k, res, "reason");
-  if (lua_getfield(L, res, "errors") == LUA_TTABLE && luaL_len(L, -1) > 0)
+  if (r->reason != NULL && strlen(r->reason) > TEXT_CAP) {
+    char *cut = xcap(L, k, r->reason);
+    free(r->reason);
+    r->reason = cut;
+  }
+  if (lua_getfield(L, res, "errors") == LUA_TTABLE && luaL_len(L, -1) > 0) {
+    int i, n = (int)luaL_len(L, -1);
+    for (i = 1; i <= n; i++) { /* a routing function's error: user text */
+      if (lua_rawgeti(L, -1, i) == LUA_TTABLE &&
+          lua_getfield(L, -1, "message") == LUA_TSTRING &&
+          lua_rawlen(L, -1) > TEXT_CAP) {
+        char *cut = cap_text(lua_tostring(L, -1));
+        if (cut == NULL) {
+          k->oom = 1;
+          luaL_error(L, "out of memory");
+        }
+        lua_pushstring(L, cut);
+        free(cut);
+        lua_setfield(L, -3, "message");
+      }
+      lua_settop(L, res + 1);
+    }
     r->errors = xdup(L, k, encode(L, -1));
+  }
   lua_pop(L, 1);
   if (lua_getfield(L, res, "decisions") == LUA_TTABLE) {
     int i, n = (int)luaL_len(L, -1);
@@ -439,7 +514,7 @@ static void do_step(lua_State *L, call *k) {
       chm__changes_free(&s->parsed);
       if (chm__json_encode(L, base + 2, 0) != 0) {
         s->rc = CHM_SCRIPT;
-        s->error = xdup(L, k,
+        s->error = xcap(L, k,
                         lua_pushfstring(L,
                                         "the step's result cannot "
                                         "be encoded as JSON: %s",
@@ -466,7 +541,7 @@ static void do_step(lua_State *L, call *k) {
       s->rc = CHM_BUDGET;
     if (code != NULL && strcmp(code, "MEMORY") == 0)
       s->rc = CHM_MEMORY;
-    s->error = xdup(L, k, msg);
+    s->error = xcap(L, k, msg);
   }
 }
 
@@ -481,7 +556,7 @@ static int invalid(lua_State *L, call *k, const char *fmt, ...) {
   va_start(ap, fmt);
   msg = lua_pushvfstring(L, fmt, ap);
   va_end(ap);
-  k->invalid = xdup(L, k, msg);
+  k->invalid = xcap(L, k, msg);
   return 1;
 }
 
@@ -513,6 +588,53 @@ static const char *escaped_key(lua_State *L, const char *key, size_t len) {
   }
   luaL_pushresult(&b);
   return lua_tostring(L, -1);
+}
+
+/* value_depth(L, idx, cap) -> how many arrays and objects nest in the
+** value at idx (0 for a scalar), or cap when it reaches cap (so a cycle
+** ends). Pops what it pushes.   [-0, +0, e] */
+static int value_depth(lua_State *L, int idx, int cap) {
+  int deepest = 0;
+  idx = lua_absindex(L, idx);
+  if (!lua_istable(L, idx))
+    return 0;
+  if (cap <= 1)
+    return 1;
+  luaL_checkstack(L, 3, "attribute value nested too deeply");
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int d = value_depth(L, -1, cap - 1);
+    lua_pop(L, 1);
+    if (d > deepest)
+      deepest = d;
+    if (deepest + 1 >= cap) {
+      lua_pop(L, 1);
+      break;
+    }
+  }
+  return deepest + 1;
+}
+
+/* too_deep(L, k, idx, what, key) -> 1 (k->invalid set) when the value at
+** idx nests deeper than VALUE_DEPTH. It is named by key in the object
+** `what` ("changes.set", "changes.teach"...), or by what alone when key
+** is NULL. */
+static int too_deep(lua_State *L, call *k, int idx, const char *what,
+                    const char *key) {
+  int d = value_depth(L, idx, DEPTH_SCAN);
+  const char *name;
+  if (d <= VALUE_DEPTH)
+    return 0;
+  if (key == NULL)
+    name = what;
+  else if (strcmp(what, "changes.teach") == 0)
+    name = lua_pushfstring(L, "memory value '%s'", key);
+  else if (strncmp(what, "changes.children", 16) == 0)
+    name = lua_pushfstring(L, "attribute '%s' of %s", key, what);
+  else
+    name = lua_pushfstring(L, "attribute '%s'", key);
+  return invalid(L, k, "%s is nested %d levels deep; at most %d are allowed",
+                 name, d, VALUE_DEPTH);
 }
 
 /* The object at idx as sorted key/canonical-value pairs in *out; 1 when
@@ -552,6 +674,8 @@ static int object_kvs(lua_State *L, call *k, int idx, const char *what,
       lua_pop(L, 2); /* a key to check as UTF-8, a value to check deeply */
       return doubt(k);
     }
+    if (!k->direct && too_deep(L, k, -1, what, key))
+      return 1;
     out->v[out->n].key = xdup(L, k, key);
     out->n++;
     if (!k->direct) {
@@ -601,8 +725,9 @@ static void changes_from(lua_State *L, call *k, int top) {
     return;
   }
   lua_pushnil(L);
-  while (lua_next(L, top)) {
-    const char *key = lua_tostring(L, -2);
+  while (lua_next(L, top)) { /* lua_tostring would change a number key */
+    const char *key =
+        lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
     for (i = 0; change_keys[i] != NULL; i++)
       if (key != NULL && strcmp(key, change_keys[i]) == 0)
         break;
@@ -643,7 +768,7 @@ static void changes_from(lua_State *L, call *k, int top) {
     return;
   }
   if (i == LUA_TSTRING && lua_rawlen(L, -1) > 0)
-    c->fail = xdup(L, k, lua_tostring(L, -1));
+    c->fail = xcap(L, k, lua_tostring(L, -1));
   else if (!ABSENT(i) && !(i == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
     invalid(L, k, "changes.fail must be a non-empty reason string");
     return;
@@ -684,9 +809,11 @@ static void changes_from(lua_State *L, call *k, int top) {
         lua_pop(L, 1);
         keys++;
       }
-      for (i = 1; i <= n && keys == n; i++)
+      for (i = 1; i <= n && keys == n; i++) { /* one slot at a time */
         if (lua_rawgeti(L, arr, i) == LUA_TNIL)
           keys = -1;
+        lua_pop(L, 1);
+      }
       lua_settop(L, arr);
       if (keys != n) {
         doubt(k);
@@ -724,7 +851,7 @@ static void do_object(lua_State *L, call *k) {
 }
 
 static void do_canon(lua_State *L, call *k) {
-  if (decode_input(L, k))
+  if (decode_input(L, k) || too_deep(L, k, -1, k->what, NULL))
     return;
   k->canon = xdup(L, k, encode(L, -1));
 }
@@ -855,7 +982,7 @@ static int run(chm__tk *t, call *k, char **err) {
     rc = CHM_NOMEM;
   else if (rc != CHM_OK && err != NULL) {
     const char *m = lua_tostring(L, -1);
-    *err = strdup(m != NULL ? m : chm_errstr(rc));
+    *err = cap_text(m != NULL ? m : chm_errstr(rc));
     if (*err == NULL)
       rc = CHM_NOMEM;
   }

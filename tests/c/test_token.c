@@ -1706,6 +1706,328 @@ TEST(run_batch_and_limits) {
 }
 
 /* ===================================================================== */
+/* Step results at the limits (TK-STEPS)                                  */
+/* ===================================================================== */
+
+/* nested(depth, leaf) -> a malloc'ed JSON text: leaf inside depth arrays. */
+static char *nested(int depth, const char *leaf) {
+  size_t n = strlen(leaf);
+  char *p = malloc(2 * (size_t)depth + n + 1);
+  memset(p, '[', (size_t)depth);
+  memcpy(p + depth, leaf, n);
+  memset(p + depth + n, ']', (size_t)depth);
+  p[2 * depth + n] = '\0';
+  return p;
+}
+
+/* steps_token(attrs, id): a TK-STEPS token made by system. */
+static int steps_token(const char *attrs, char id[37]) {
+  char *out = NULL;
+  int rc = chm_genesis(inst, NULL, attrs, "system", &out);
+  snprintf(id, 37, "%s", out ? out : "");
+  chm_free(out);
+  return rc;
+}
+
+static const char *reason_of(const char *id) {
+  return q("SELECT failure_reason FROM UnitsOfWork WHERE uow_id = %Q", id);
+}
+
+/* full_reason(id) -> the whole failure_reason of a token, malloc'ed (q()
+** keeps 4095 bytes). */
+static char *full_reason(const char *id) {
+  sqlite3_stmt *st = NULL;
+  char *out = NULL;
+  if (sqlite3_prepare_v2(raw,
+                         "SELECT failure_reason FROM UnitsOfWork WHERE "
+                         "uow_id = ?",
+                         -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
+    out = strdup((const char *)sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  return out != NULL ? out : strdup("(none)");
+}
+
+/* utf8_ok(s) -> 1 when s is well-formed UTF-8 (no cut sequence). */
+static int utf8_ok(const unsigned char *s) {
+  while (*s) {
+    int n = *s < 0x80 ? 0 : (*s & 0xE0) == 0xC0 ? 1 : (*s & 0xF0) == 0xE0 ? 2
+                        : (*s & 0xF8) == 0xF0 ? 3 : -1;
+    if (n < 0)
+      return 0;
+    for (s++; n > 0; n--, s++)
+      if ((*s & 0xC0) != 0x80)
+        return 0;
+  }
+  return 1;
+}
+
+/* A step returning 5000 children: every child is made, the parent's
+** counters say so, and the chain verifies (the children's key check once
+** pushed one stack slot per child and wrote past the Lua stack). */
+TEST(run_many_children) {
+  char p[37], *out = NULL;
+  new_instance("TK-STEPS");
+  ASSERT_RC(steps_token("{\"kind\": \"split\", \"n\": 5000}", p), CHM_OK);
+  ASSERT_RC(chm_run(inst, NULL, &out), CHM_OK);
+  chm_free(out);
+  ASSERT_STR_EQ(status_of(p), "COMPLETED");
+  ASSERT_STR_EQ(place_of(p), "joined");
+  ASSERT_INT_EQ(
+      qi("SELECT child_count FROM UnitsOfWork WHERE uow_id = %Q", p), 5000);
+  ASSERT_INT_EQ(
+      qi("SELECT finished_child_count FROM UnitsOfWork WHERE uow_id = %Q", p),
+      0);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM UnitsOfWork WHERE parent_id = %Q "
+                   "AND status = 'PENDING'",
+                   p),
+                5000);
+  ASSERT_INT_EQ(qi("SELECT count(DISTINCT a.value) FROM UOW_Attributes a "
+                   "JOIN UnitsOfWork u USING (uow_id) WHERE u.parent_id = %Q "
+                   "AND a.key = 'line'",
+                   p),
+                5000);
+  ASSERT_INT_EQ(qi("SELECT min(CAST(a.value AS INTEGER)) + "
+                   "max(CAST(a.value AS INTEGER)) FROM UOW_Attributes a JOIN "
+                   "UnitsOfWork u USING (uow_id) WHERE u.parent_id = %Q AND "
+                   "a.key = 'line'",
+                   p),
+                5001);
+  ASSERT_RC(chm_verify(inst, &out), CHM_OK);
+  chm_free(out);
+}
+
+/* One depth limit (200) wherever an attribute or memory value enters; a
+** refusal names the value and writes nothing. */
+TEST(value_depth_limit) {
+  char id[37], got[37], json[700], *d200 = nested(200, "1"),
+       *d201 = nested(201, "1"), *d999 = nested(999, "1");
+  long long v, logs, attrs;
+  new_instance("TK-BASIC");
+  logs = nlog();
+  attrs = nattr();
+  snprintf(json, sizeof json, "{\"amount\": 5, \"a\": %s}", d201);
+  ASSERT_RC(genesis(json, id), CHM_INVALID);
+  ASSERT_MSG("attribute 'a' is nested 201 levels deep; at most 200 are "
+             "allowed");
+  ASSERT_INT_EQ(nlog(), logs);
+  ASSERT_INT_EQ(nattr(), attrs);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM UnitsOfWork"), 0);
+  {
+    char *big = malloc(strlen(d999) + 32);
+    sprintf(big, "{\"b\": %s}", d999);
+    ASSERT_RC(genesis(big, id), CHM_INVALID);
+    free(big);
+  }
+  ASSERT_MSG("attribute 'b' is nested 999 levels deep; at most 200");
+  snprintf(json, sizeof json,
+           "{\"amount\": 5, \"route\": \"done\", \"a\": %s}", d200);
+  ASSERT_RC(genesis(json, id), CHM_OK);
+  ASSERT_RC(checkout("alice", "worker", got, &v), CHM_OK);
+  logs = nlog();
+  attrs = nattr();
+  snprintf(json, sizeof json, "{\"set\": {\"b\": %s}}", d201);
+  ASSERT_RC(submit(id, "alice", v, json), CHM_INVALID);
+  ASSERT_MSG("attribute 'b' is nested 201 levels deep; at most 200 are "
+             "allowed");
+  snprintf(json, sizeof json,
+           "{\"children\": [{\"c\": 1}, {\"c\": %s}]}", d201);
+  ASSERT_RC(submit(id, "alice", v, json), CHM_INVALID);
+  ASSERT_MSG("attribute 'c' of changes.children[2] is nested 201 levels "
+             "deep");
+  snprintf(json, sizeof json, "{\"teach\": {\"m\": %s}}", d201);
+  ASSERT_RC(submit(id, "alice", v, json), CHM_INVALID);
+  ASSERT_MSG("memory value 'm' is nested 201 levels deep");
+  ASSERT_RC(chm_memory_set(inst, "worker", NULL, "m", d201), CHM_INVALID);
+  ASSERT_MSG("the memory value is nested 201 levels deep; at most 200");
+  ASSERT_INT_EQ(nlog(), logs);
+  ASSERT_INT_EQ(nattr(), attrs);
+  ASSERT_INT_EQ(version_of(id), v);
+  ASSERT_RC(chm_memory_set(inst, "worker", NULL, "m", d200), CHM_OK);
+  snprintf(json, sizeof json, "{\"set\": {\"b\": %s}}", d200);
+  ASSERT_RC(submit(id, "alice", v, json), CHM_OK);
+  ASSERT_STR_EQ(attr(id, "b"), d200);
+  free(d200);
+  free(d201);
+  free(d999);
+}
+
+/* Steps meet the same limit: a value of 200 levels is read and written,
+** one of 201 fails the token with a reason naming it. */
+TEST(step_value_depth) {
+  char ok[37], rd[37], set[37], kid[37], teach[37], old[37], json[700],
+      *d200 = nested(200, "\"x\""), *d250 = nested(250, "\"x\""), *out = NULL,
+      *sql;
+  int rc;
+  new_instance("TK-STEPS");
+  ASSERT_RC(steps_token("{\"kind\": \"deep\", \"depth\": 200}", ok), CHM_OK);
+  snprintf(json, sizeof json,
+           "{\"kind\": \"deep\", \"depth\": 0, \"where\": \"read\", "
+           "\"big\": %s}",
+           d200);
+  ASSERT_RC(steps_token(json, rd), CHM_OK);
+  ASSERT_RC(steps_token("{\"kind\": \"deep\", \"depth\": 201}", set), CHM_OK);
+  ASSERT_RC(steps_token("{\"kind\": \"deep\", \"depth\": 201, \"where\": "
+                        "\"children\"}",
+                        kid),
+            CHM_OK);
+  ASSERT_RC(steps_token("{\"kind\": \"deep\", \"depth\": 201, \"where\": "
+                        "\"teach\"}",
+                        teach),
+            CHM_OK);
+  snprintf(json, sizeof json,
+           "{\"kind\": \"deep\", \"depth\": 0, \"where\": \"read\", "
+           "\"big\": 1}");
+  ASSERT_RC(steps_token(json, old), CHM_OK);
+  /* a store written before the limit: the step names the attribute */
+  sql = sqlite3_mprintf("UPDATE UOW_Attributes SET value = %Q WHERE uow_id "
+                        "= %Q AND key = 'big'",
+                        d250, old);
+  rc = sqlite3_exec(raw, sql, NULL, NULL, NULL);
+  sqlite3_free(sql);
+  ASSERT_INT_EQ(rc, SQLITE_OK);
+  ASSERT_RC(chm_run(inst, NULL, &out), CHM_OK);
+  chm_free(out);
+  ASSERT_STR_EQ(status_of(ok), "FINALIZED");
+  ASSERT_INT_EQ(qi("SELECT json_array_length(%Q) IS NOT NULL AND "
+                   "length(%Q) = 2 * 200 + 8",
+                   attr(ok, "d"), attr(ok, "d")),
+                1);
+  ASSERT_STR_EQ(status_of(rd), "FINALIZED");
+  ASSERT_STR_EQ(attr(rd, "seen"), "true");
+  ASSERT_STR_EQ(status_of(set), "FAILED");
+  ASSERT_STR_EQ(place_of(set), "ate");
+  ASSERT_CONTAINS(reason_of(set), "attribute 'd' is nested 201 levels deep; "
+                                  "at most 200 are allowed");
+  ASSERT_STR_EQ(attr(set, "d"), "(none)");
+  ASSERT_STR_EQ(status_of(kid), "FAILED");
+  ASSERT_CONTAINS(reason_of(kid), "attribute 'd' of changes.children[1] is "
+                                  "nested 201 levels deep");
+  ASSERT_INT_EQ(
+      qi("SELECT count(*) FROM UnitsOfWork WHERE parent_id = %Q", kid), 0);
+  ASSERT_STR_EQ(status_of(teach), "FAILED");
+  ASSERT_CONTAINS(reason_of(teach), "memory value 'd' is nested 201 levels");
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM Local_Role_Attributes"), 0);
+  ASSERT_STR_EQ(status_of(old), "FAILED");
+  ASSERT_CONTAINS(reason_of(old), "attribute 'big' is nested more than 200 "
+                                  "levels deep; at most 200 are allowed");
+  ASSERT_TRUE(strstr(reason_of(old), "traceback") == NULL);
+  ASSERT_TRUE(strchr(reason_of(old), '\n') == NULL);
+  free(d200);
+  free(d250);
+}
+
+/* A step result holding what JSON cannot (a function, a thread) fails the
+** token with a reason naming the value; it is never dropped. */
+TEST(step_non_json_values) {
+  static const char *const cases[][2] = {
+      {"function", "returned set.x = function; expected a JSON value"},
+      {"nested", "returned set.x.list[2] = function; expected a JSON value"},
+      {"thread", "returned set.x = thread; expected a JSON value"},
+      {"child", "returned children[2].x = function; expected a JSON value"},
+      {"teach", "returned teach.x = thread; expected a JSON value"},
+  };
+  char ids[5][37], fine[37], json[128], *out = NULL;
+  int i;
+  new_instance("TK-STEPS");
+  for (i = 0; i < 5; i++) {
+    snprintf(json, sizeof json, "{\"kind\": \"odd\", \"what\": \"%s\"}",
+             cases[i][0]);
+    ASSERT_RC(steps_token(json, ids[i]), CHM_OK);
+  }
+  ASSERT_RC(steps_token("{\"kind\": \"odd\", \"what\": \"none\"}", fine),
+            CHM_OK);
+  ASSERT_RC(chm_run(inst, NULL, &out), CHM_OK);
+  chm_free(out);
+  for (i = 0; i < 5; i++) {
+    if (strcmp(status_of(ids[i]), "FAILED") != 0)
+      FAIL_AT("case %s: %s", cases[i][0], status_of(ids[i]));
+    ASSERT_CONTAINS(reason_of(ids[i]), "step of role 'oddball' failed");
+    ASSERT_STR_EQ(place_of(ids[i]), "ate");
+    ASSERT_CONTAINS(reason_of(ids[i]), cases[i][1]);
+    ASSERT_STR_EQ(attr(ids[i], "x"), "(none)");
+  }
+  ASSERT_STR_EQ(status_of(fine), "FINALIZED");
+  ASSERT_STR_EQ(attr(fine, "x"), "1");
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM Local_Role_Attributes"), 0);
+}
+
+/* Error texts from user code are kept to 4 KiB, cut on a UTF-8 boundary,
+** saying how much was cut: a step's raised error (reason and log details),
+** a `fail` reason, and a routing function's error. */
+TEST(step_error_text_capped) {
+  char big[37], utf[37], fail[37], noisy[37], *out = NULL, *text;
+  long long len;
+  int ok;
+  new_instance("TK-STEPS");
+  ASSERT_RC(steps_token("{\"kind\": \"loud\", \"size\": 10000000}", big),
+            CHM_OK);
+  /* 1366 three-byte characters, 4098 bytes: byte 4096 is inside the last,
+  ** which goes whole */
+  ASSERT_RC(steps_token("{\"kind\": \"loud\", \"size\": 1366, \"unit\": "
+                        "\"\\u20ac\"}",
+                        utf),
+            CHM_OK);
+  ASSERT_RC(steps_token("{\"kind\": \"loud\", \"size\": 100000, \"how\": "
+                        "\"fail\"}",
+                        fail),
+            CHM_OK);
+  ASSERT_RC(steps_token("{\"kind\": \"noisy\", \"size\": 1000000}", noisy),
+            CHM_OK);
+  ASSERT_RC(chm_run(inst, NULL, &out), CHM_OK);
+  chm_free(out);
+  ASSERT_STR_EQ(status_of(noisy), "FAILED");
+  ASSERT_TRUE(qi("SELECT length(failure_reason) FROM UnitsOfWork WHERE "
+                 "uow_id = %Q",
+                 noisy) < 8500);
+  ASSERT_TRUE(qi("SELECT max(length(details)) FROM Interaction_Logs WHERE "
+                 "uow_id = %Q",
+                 noisy) < 8500);
+  ASSERT_INT_EQ(qi("SELECT count(*) FROM Interaction_Logs WHERE uow_id = %Q "
+                   "AND instr(details, 'RRR\xe2\x80\xa6 (995952 bytes cut)') > 0",
+                   noisy),
+                1);
+  ASSERT_STR_EQ(status_of(big), "FAILED");
+  len = qi("SELECT length(CAST(failure_reason AS BLOB)) FROM UnitsOfWork "
+           "WHERE uow_id = %Q",
+           big);
+  ASSERT_TRUE(len > 4096 && len < 4300);
+  ASSERT_CONTAINS(reason_of(big), "step of role 'shouter' failed (SCRIPT): "
+                                  "EEEE");
+  ASSERT_STR_EQ(q("SELECT substr(failure_reason, -26) FROM UnitsOfWork "
+                  "WHERE uow_id = %Q",
+                  big),
+                "EEEEE\xe2\x80\xa6 (9995904 bytes cut)");
+  ASSERT_TRUE(qi("SELECT max(length(CAST(details AS BLOB))) FROM "
+                 "Interaction_Logs WHERE uow_id = %Q",
+                 big) < 4400);
+  ASSERT_INT_EQ(qi("SELECT instr(details, '\xe2\x80\xa6 (9995904 bytes cut)') > 0 "
+                   "FROM Interaction_Logs WHERE uow_id = %Q AND event = "
+                   "'STEP_ERROR'",
+                   big),
+                1);
+  ASSERT_STR_EQ(status_of(utf), "FAILED");
+  text = full_reason(utf);
+  ok = utf8_ok((const unsigned char *)text) &&
+       strstr(text, "\xe2\x82\xac\xe2\x80\xa6 (3 bytes cut)") != NULL;
+  if (!ok)
+    printf("  reason ends: %s\n", text + strlen(text) - 30);
+  free(text);
+  ASSERT_TRUE(ok);
+  ASSERT_STR_EQ(status_of(fail), "FAILED");
+  len = qi("SELECT length(CAST(failure_reason AS BLOB)) FROM UnitsOfWork "
+           "WHERE uow_id = %Q",
+           fail);
+  ASSERT_TRUE(len > 4096 && len < 4300);
+  ASSERT_INT_EQ(qi("SELECT failure_reason LIKE '%%EE\xe2\x80\xa6 (95904 bytes "
+                   "cut)' FROM UnitsOfWork WHERE uow_id = %Q",
+                   fail),
+                1);
+  ASSERT_RC(chm_verify(inst, NULL), CHM_OK);
+}
+
+/* ===================================================================== */
 /* Recursive gateways                                                     */
 /* ===================================================================== */
 
@@ -2083,6 +2405,11 @@ TEST(failure_reason_cleared) {
   X(run_interrupted_in_step)                                                   \
   X(run_steps)                                                                 \
   X(run_batch_and_limits)                                                      \
+  X(run_many_children)                                                         \
+  X(value_depth_limit)                                                         \
+  X(step_value_depth)                                                          \
+  X(step_non_json_values)                                                      \
+  X(step_error_text_capped)                                                    \
   X(gateway)                                                                   \
   X(gateway_archived_and_paused)                                               \
   X(give_up_child_fails_waiting_base)                                          \
@@ -2101,7 +2428,8 @@ static const harness_test tests[] = {
 static void setup(void) {
   static const char *const files[] = {"tk_basic.lua", "tk_auto.lua",
                                       "tk_child.lua", "tk_parent.lua",
-                                      "tk_luaroute.lua", NULL};
+                                      "tk_luaroute.lua", "tk_steps.lua",
+                                      NULL};
   char path[512], *report = NULL;
   const char *fixtures = getenv("CHM_FIXTURES");
   int i;
