@@ -389,6 +389,10 @@ static int cmd_verify(char **argv) {
   chm_instance *inst = open_inst(argv[0]);
   char *report = NULL;
   int rc = chm_verify(inst, &report);
+  char *head = report ? strstr(report, ",\"head_log_id\"") : NULL;
+  /* the head's hash covers ids and timestamps, which differ between the
+  ** engine's store and the ceiling's: compare the rest of the report */
+  if (head != NULL) strcpy(head, "}");
   printf("verify %s %s\n", chm_errname(rc), report ? report : "");
   chm_free(report);
   print_query(inst, "tokens",
