@@ -22,33 +22,30 @@ typedef struct meta_ud {
 
 typedef struct inst_ud inst_ud;
 
-/* One skill registered from Lua: the `ud` the engine passes back to
-** skill_cb. malloc'ed, listed in its instance and freed after the engine
-** handle is closed (the engine keeps the pointer until then). The Lua
-** function itself lives in the instance userdata's user value (a table
-** name -> function), so a skill that captures its instance does not keep
-** it alive forever as a registry reference would. */
-typedef struct skill {
-  struct skill *next; /* next skill of the same instance */
-  inst_ud *owner;     /* the instance userdata (does not move) */
-  char name[];        /* the name the step scripts call */
-} skill;
+/* One host function registered from Lua — a skill (steps call it with one
+** argument, during inst:run()) or an expression function (conditions call
+** it with a list of arguments, during any call that judges them): the `ud`
+** the engine passes back to host_cb. malloc'ed, listed in its instance
+** and freed after the engine handle is closed (the engine keeps the
+** pointer until then). The Lua function itself lives in the instance
+** userdata's user value `slot` (a table name -> function), so a function
+** that captures its instance does not keep it alive forever as a registry
+** reference would. */
+enum { SKILLS = 1, FUNCTIONS = 2 }; /* user value slots of an instance */
 
-/* One expression function registered from Lua: the `ud` of fn_cb, kept
-** like a skill record; the function is in the user value 2 table. */
-typedef struct exprfn {
-  struct exprfn *next; /* next function of the same instance */
+typedef struct hostfn {
+  struct hostfn *next; /* next host function of the same instance */
   inst_ud *owner;      /* the instance userdata (does not move) */
-  char name[];         /* the name conditions call */
-} exprfn;
+  int slot;            /* SKILLS or FUNCTIONS */
+  char name[];         /* the name steps or conditions call */
+} hostfn;
 
 struct inst_ud {
   chm_instance *i; /* NULL once closed */
   lua_State *L;    /* host thread inside inst:run() or a host expression
                       function, else NULL (busy flag) */
   lua_State *caller; /* host thread of the latest call on the handle */
-  skill *skills;     /* skills registered on this handle */
-  exprfn *fns;       /* expression functions registered on this handle */
+  hostfn *hosts;     /* skills and expression functions registered here */
 };
 
 /* Pushes nil, msg, CODE and returns 3.   [-0, +3, m] */
@@ -446,7 +443,7 @@ static inst_ud *checkud(lua_State *L) {
   if (u->L != NULL)
     luaL_error(L, "attempt to use an instance from inside one of its skills "
                   "or expression functions (the engine is busy)");
-  u->caller = L; /* the thread fn_cb calls host functions on */
+  u->caller = L; /* the thread host_cb calls expression functions on */
   return u;
 }
 
@@ -461,13 +458,12 @@ static int l_open_instance(lua_State *L) {
   u->i = NULL;
   u->L = NULL;
   u->caller = NULL;
-  u->skills = NULL;
-  u->fns = NULL;
+  u->hosts = NULL;
   luaL_setmetatable(L, INST_MT);
-  lua_newtable(L); /* user value 1: skill name -> host function */
-  lua_setiuservalue(L, -2, 1);
-  lua_newtable(L); /* user value 2: expression function name -> function */
-  lua_setiuservalue(L, -2, 2);
+  lua_newtable(L); /* skill name -> host function */
+  lua_setiuservalue(L, -2, SKILLS);
+  lua_newtable(L); /* expression function name -> host function */
+  lua_setiuservalue(L, -2, FUNCTIONS);
   rc = chm_instance_open(path, &u->i);
   if (rc != CHM_OK) {
     int n = push_fail(L, rc, chm_instance_errmsg(u->i));
@@ -483,27 +479,21 @@ static int l_open_instance(lua_State *L) {
 ** records and drops the skill functions. Idempotent. */
 static int l_inst_close(lua_State *L) {
   inst_ud *u = arg_udata(L, 1, INST_MT);
-  skill *s, *next;
-  exprfn *f, *fnext;
+  hostfn *h, *next;
   if (u->L != NULL)
     return luaL_error(L, "attempt to close an instance from inside one of "
                          "its skills");
   chm_instance_close(u->i);
   u->i = NULL;
-  for (s = u->skills; s != NULL; s = next) {
-    next = s->next;
-    free(s);
+  for (h = u->hosts; h != NULL; h = next) {
+    next = h->next;
+    free(h);
   }
-  u->skills = NULL;
-  for (f = u->fns; f != NULL; f = fnext) {
-    fnext = f->next;
-    free(f);
-  }
-  u->fns = NULL;
+  u->hosts = NULL;
   lua_pushnil(L);
-  lua_setiuservalue(L, 1, 1);
+  lua_setiuservalue(L, 1, SKILLS);
   lua_pushnil(L);
-  lua_setiuservalue(L, 1, 2);
+  lua_setiuservalue(L, 1, FUNCTIONS);
   return 0;
 }
 
@@ -716,7 +706,7 @@ static int l_inst_sweep(lua_State *L) {
 /* instance:run([{batch=, max_steps=}]) -> {steps, moves, failed, commits}
 **   | nil, err, code   [-1|2, +1|3, e]
 ** The only call during which skills run: the calling thread is recorded
-** for skill_cb and the handle refuses any other use until it returns. */
+** for host_cb and the handle refuses any other use until it returns. */
 static int l_inst_run(lua_State *L) {
   inst_ud *u = checkud(L);
   chm_run_opts opts;
@@ -844,39 +834,59 @@ static int l_inst_set_lease_ms(lua_State *L) {
   return finish(L, rc, NULL, chm_instance_errmsg(i), 0);
 }
 
-/* ---- skills -------------------------------------------------------------- */
+/* ---- skills and expression functions ------------------------------------ */
 
-/* A skill registered from Lua runs in the HOST state, not in the engine's
-** sandbox: the engine calls skill_cb (C) from inside a step, and skill_cb
-** calls the host function on the thread that called inst:run(), which is
-** suspended in chm_run and so may run Lua. The host state is not a sandbox
-** (no budget, no cap: it is the caller's own code), so chm__pcall, the
-** library's one door, does not apply; skill_cb is the one other protected
-** call, and it must be protected: an error escaping it would longjmp
-** through the engine's C frames. Its failure becomes the skill's error
-** ("skill 'x' failed: ...") inside the step. */
+/* A skill or an expression function registered from Lua runs in the HOST
+** state, not in the engine's sandbox: the engine calls host_cb (C) from
+** inside a step or a condition, and host_cb calls the host function on
+** the thread of the call that is judging (inst:run() for a skill; any
+** call on the instance for an expression function: u->caller, which
+** checkud records), suspended in the engine and so free to run Lua. The
+** handle is marked busy meanwhile, so the function cannot re-enter it.
+** The host state is not a sandbox (no budget, no cap: it is the caller's
+** own code), so chm__pcall, the library's one door, does not apply;
+** host_cb is the one other protected call, and it must be protected: an
+** error escaping it would longjmp through the engine's C frames. Its
+** failure becomes the skill's error ("skill 'x' failed: ...") inside the
+** step, or the expression's ("function 'x' failed: ..."). */
 
-/* What skill_cb hands to skill_body across the protected call. */
-typedef struct skill_call {
-  const skill *s;   /* the skill being called */
-  const char *args; /* canonical JSON of the argument */
+/* What host_cb hands to host_body across the protected call. */
+typedef struct host_call {
+  const hostfn *h;  /* the function being called */
+  const char *args; /* its JSON: one value (skill) or an array (function) */
   char *result;     /* malloc'ed JSON of the result, or NULL (null) */
-} skill_call;
+} host_call;
 
-/* skill_body(instance, call) -> nothing   [-2, +0, e]
-** Decodes the argument, calls the host function, encodes its result. */
-static int skill_body(lua_State *L) {
-  skill_call *k = lua_touserdata(L, 2);
+/* host_body(instance, call) -> nothing   [-2, +0, e]
+** Decodes the arguments (a skill's one value; an expression function's
+** array, spread; null arrives as nil), calls the host function, encodes
+** its first result (nil is null). */
+static int host_body(lua_State *L) {
+  host_call *k = lua_touserdata(L, 2);
   const char *text;
   size_t n;
-  lua_getiuservalue(L, 1, 1);
-  if (lua_getfield(L, -1, k->s->name) != LUA_TFUNCTION)
-    return luaL_error(L, "no Lua function for skill '%s'", k->s->name);
-  if (strcmp(k->args, "null") == 0)
-    lua_pushnil(L);
-  else if (chm__json_decode(L, k->args, strlen(k->args)) != 0)
+  int nargs = 1, i, val, null;
+  if (chm__json_decode(L, k->args, strlen(k->args)) != 0)
     return lua_error(L);
-  lua_call(L, 1, 1);
+  val = lua_gettop(L);
+  chm__json_pushnull(L);
+  null = lua_gettop(L);
+  if (k->h->slot == FUNCTIONS) nargs = (int)lua_rawlen(L, val);
+  luaL_checkstack(L, nargs + 4, "too many arguments");
+  lua_getiuservalue(L, 1, k->h->slot);
+  if (lua_getfield(L, -1, k->h->name) != LUA_TFUNCTION)
+    return luaL_error(L, "no Lua function for '%s'", k->h->name);
+  for (i = 1; i <= nargs; i++) {
+    if (k->h->slot == FUNCTIONS)
+      lua_rawgeti(L, val, i);
+    else
+      lua_pushvalue(L, val);
+    if (lua_rawequal(L, -1, null)) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+    }
+  }
+  lua_call(L, nargs, 1);
   if (lua_isnil(L, -1))
     return 0;
   if (chm__json_encode(L, -1, 0) != 0)
@@ -898,159 +908,34 @@ static char *dup_msg(const char *s) {
   return p;
 }
 
-/* The chm_skill_cb of every Lua skill; ud is its skill record. Raises
-** nothing in either state; restores the host stack on every path. */
-static int skill_cb(void *ud, const char *args_json, char **result_json,
-                    char **error) {
-  const skill *s = ud;
-  inst_ud *u = s->owner;
-  lua_State *L = u->L;
-  skill_call k;
+/* The chm_skill_cb and chm_expr_fn of every host function registered from
+** Lua; ud is its record. Raises nothing in either state; restores the host
+** stack and the busy flag on every path. */
+static int host_cb(void *ud, const char *args_json, char **result_json,
+                   char **error) {
+  const hostfn *h = ud;
+  inst_ud *u = h->owner;
+  lua_State *busy = u->L;
+  lua_State *L = h->slot == SKILLS ? u->L : u->caller;
+  host_call k;
   int top, status;
   if (L == NULL || lua_touserdata(L, 1) != u) {
-    *error = dup_msg("a Lua skill can only run inside inst:run()");
+    *error = dup_msg(h->slot == SKILLS
+                         ? "a Lua skill can only run inside inst:run()"
+                         : "a Lua expression function can only run inside a "
+                           "call on its instance");
     return 1;
   }
   if (!lua_checkstack(L, 8)) {
     *error = dup_msg("the host Lua stack is full");
     return 1;
   }
-  k.s = s;
-  k.args = args_json != NULL ? args_json : "null";
+  k.h = h;
+  k.args = args_json != NULL ? args_json : h->slot == SKILLS ? "null" : "[]";
   k.result = NULL;
   top = lua_gettop(L);
-  lua_pushcfunction(L, skill_body); /* light C function: no allocation */
-  lua_pushvalue(L, 1);              /* the instance: its skill table */
-  lua_pushlightuserdata(L, &k);
-  status = lua_pcall(L, 2, 0, 0);
-  if (status != LUA_OK) {
-    const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                   : "(error object is not "
-                                                     "a string)";
-    free(k.result);
-    *error = dup_msg(m);
-    lua_settop(L, top);
-    return 1;
-  }
-  lua_settop(L, top);
-  *result_json = k.result;
-  return 0;
-}
-
-/* instance:register_skill(name, fn) -> true   [-3, +1, e]
-** Makes the host function fn(args) -> result callable by step scripts as
-** ctx.skills[name](args), during inst:run(). Arguments and results cross
-** as JSON (nil is null); an error raised by fn becomes the step's error.
-** Registering a name again replaces the function. A bad name raises. */
-static int l_inst_register_skill(lua_State *L) {
-  inst_ud *u = checkud(L);
-  const char *name = arg_string(L, 2);
-  size_t n = strlen(name);
-  skill *s;
-  int rc;
-  arg_type(L, 3, LUA_TFUNCTION);
-  for (s = u->skills; s != NULL; s = s->next)
-    if (strcmp(s->name, name) == 0)
-      break;
-  if (s == NULL) {
-    if ((s = malloc(sizeof *s + n + 1)) == NULL)
-      return luaL_error(L, "out of memory registering skill '%s'", name);
-    s->owner = u;
-    memcpy(s->name, name, n + 1);
-    rc = chm_register_skill(u->i, name, skill_cb, s);
-    if (rc != CHM_OK) {
-      free(s);
-      return finish(L, rc, NULL, chm_instance_errmsg(u->i), 0);
-    }
-    s->next = u->skills;
-    u->skills = s;
-  }
-  lua_getiuservalue(L, 1, 1);
-  lua_pushvalue(L, 3);
-  lua_setfield(L, -2, name);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* ---- expression functions ------------------------------------------------ */
-
-/* A Lua expression function runs in the HOST state like a skill, but
-** during any call on the instance that judges conditions (checkout,
-** submit, run, ...), not only inside inst:run(): fn_cb runs it on the
-** thread of that call (u->caller, which checkud records) and marks the
-** handle busy meanwhile, so the function cannot re-enter it. Its protected
-** call is the same kind as skill_cb's; its failure becomes an expression
-** error ("function 'x' failed: ..."). */
-
-/* What fn_cb hands to fn_body across the protected call. */
-typedef struct fn_call_k {
-  const exprfn *f;  /* the function being called */
-  const char *args; /* canonical JSON array of the arguments */
-  char *result;     /* malloc'ed JSON of the result, or NULL (null) */
-} fn_call_k;
-
-/* fn_body(instance, call) -> nothing   [-2, +0, e]
-** Decodes the arguments (a top-level null becomes nil), calls the host
-** function with them, encodes its first result (nil is null). */
-static int fn_body(lua_State *L) {
-  fn_call_k *k = lua_touserdata(L, 2);
-  const char *text;
-  size_t n;
-  int nargs, i, arr;
-  if (chm__json_decode(L, k->args, strlen(k->args)) != 0)
-    return lua_error(L);
-  arr = lua_gettop(L);
-  chm__json_pushnull(L); /* arr + 1 */
-  nargs = (int)lua_rawlen(L, arr);
-  luaL_checkstack(L, nargs + 4, "too many arguments");
-  lua_getiuservalue(L, 1, 2);
-  if (lua_getfield(L, -1, k->f->name) != LUA_TFUNCTION)
-    return luaL_error(L, "no Lua function for '%s'", k->f->name);
-  for (i = 1; i <= nargs; i++) {
-    lua_rawgeti(L, arr, i);
-    if (lua_rawequal(L, -1, arr + 1)) {
-      lua_pop(L, 1);
-      lua_pushnil(L);
-    }
-  }
-  lua_call(L, nargs, 1);
-  if (lua_isnil(L, -1))
-    return 0;
-  if (chm__json_encode(L, -1, 0) != 0)
-    return luaL_error(L, "its result cannot be sent as JSON: %s",
-                      lua_tostring(L, -1));
-  text = lua_tolstring(L, -1, &n);
-  if ((k->result = malloc(n + 1)) == NULL)
-    return luaL_error(L, "out of memory copying its result");
-  memcpy(k->result, text, n + 1);
-  return 0;
-}
-
-/* The chm_expr_fn of every Lua expression function; ud is its record.
-** Raises nothing in either state; restores the host stack and the busy
-** flag on every path. */
-static int fn_cb(void *ud, const char *args_json, char **result_json,
-                 char **error) {
-  const exprfn *f = ud;
-  inst_ud *u = f->owner;
-  lua_State *L = u->caller, *busy = u->L;
-  fn_call_k k;
-  int top, status;
-  if (L == NULL || lua_touserdata(L, 1) != u) {
-    *error = dup_msg("a Lua expression function can only run inside a call "
-                     "on its instance");
-    return 1;
-  }
-  if (!lua_checkstack(L, 8)) {
-    *error = dup_msg("the host Lua stack is full");
-    return 1;
-  }
-  k.f = f;
-  k.args = args_json != NULL ? args_json : "[]";
-  k.result = NULL;
-  top = lua_gettop(L);
-  lua_pushcfunction(L, fn_body); /* light C function: no allocation */
-  lua_pushvalue(L, 1);           /* the instance: its function table */
+  lua_pushcfunction(L, host_body); /* light C function: no allocation */
+  lua_pushvalue(L, 1);             /* the instance: its function tables */
   lua_pushlightuserdata(L, &k);
   u->L = L; /* busy: the function cannot re-enter the handle */
   status = lua_pcall(L, 2, 0, 0);
@@ -1069,6 +954,50 @@ static int fn_cb(void *ud, const char *args_json, char **result_json,
   return 0;
 }
 
+/* register_host(L, slot): the body of register_skill and
+** register_function — finds or makes the record of the name, registers it
+** with the engine the first time, and stores the Lua function. */
+static int register_host(lua_State *L, int slot) {
+  inst_ud *u = checkud(L);
+  const char *name = arg_string(L, 2);
+  size_t n = strlen(name);
+  hostfn *h;
+  int rc;
+  arg_type(L, 3, LUA_TFUNCTION);
+  for (h = u->hosts; h != NULL; h = h->next)
+    if (h->slot == slot && strcmp(h->name, name) == 0)
+      break;
+  if (h == NULL) {
+    if ((h = malloc(sizeof *h + n + 1)) == NULL)
+      return luaL_error(L, "out of memory registering '%s'", name);
+    h->owner = u;
+    h->slot = slot;
+    memcpy(h->name, name, n + 1);
+    rc = slot == SKILLS ? chm_register_skill(u->i, name, host_cb, h)
+                        : chm_register_function(u->i, name, host_cb, h);
+    if (rc != CHM_OK) {
+      free(h);
+      return finish(L, rc, NULL, chm_instance_errmsg(u->i), 0);
+    }
+    h->next = u->hosts;
+    u->hosts = h;
+  }
+  lua_getiuservalue(L, 1, slot);
+  lua_pushvalue(L, 3);
+  lua_setfield(L, -2, name);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* instance:register_skill(name, fn) -> true   [-3, +1, e]
+** Makes the host function fn(args) -> result callable by step scripts as
+** ctx.skills[name](args), during inst:run(). Arguments and results cross
+** as JSON (nil is null); an error raised by fn becomes the step's error.
+** Registering a name again replaces the function. A bad name raises. */
+static int l_inst_register_skill(lua_State *L) {
+  return register_host(L, SKILLS);
+}
+
 /* instance:register_function(name, fn) -> true | nil, err, code
 **   [-3, +1|3, e]
 ** Makes the host function fn(...) -> value callable by the instance's
@@ -1079,33 +1008,7 @@ static int fn_cb(void *ud, const char *args_json, char **result_json,
 ** refused name (not an identifier, a keyword, a built-in) returns nil,
 ** message, "INVALID". */
 static int l_inst_register_function(lua_State *L) {
-  inst_ud *u = checkud(L);
-  const char *name = arg_string(L, 2);
-  size_t n = strlen(name);
-  exprfn *f;
-  int rc;
-  arg_type(L, 3, LUA_TFUNCTION);
-  for (f = u->fns; f != NULL; f = f->next)
-    if (strcmp(f->name, name) == 0)
-      break;
-  if (f == NULL) {
-    if ((f = malloc(sizeof *f + n + 1)) == NULL)
-      return luaL_error(L, "out of memory registering function '%s'", name);
-    f->owner = u;
-    memcpy(f->name, name, n + 1);
-    rc = chm_register_function(u->i, name, fn_cb, f);
-    if (rc != CHM_OK) {
-      free(f);
-      return finish(L, rc, NULL, chm_instance_errmsg(u->i), 0);
-    }
-    f->next = u->fns;
-    u->fns = f;
-  }
-  lua_getiuservalue(L, 1, 2);
-  lua_pushvalue(L, 3);
-  lua_setfield(L, -2, name);
-  lua_pushboolean(L, 1);
-  return 1;
+  return register_host(L, FUNCTIONS);
 }
 
 static const luaL_Reg inst_methods[] = {
