@@ -682,7 +682,8 @@ describe("token module", function()
       assert.has_error(function() inst:checkout("finance-manager") end)
       assert.has_error(function() inst:submit("x", "y", "not a number") end)
       assert.has_error(function() inst:submit("x", "y", 1, "not a table") end)
-      assert.has_error(function() inst:set_lease_ms(0) end, "lease length 0 ms is out of range: give 1 to 31622400000 ms (366 days)")
+      assert.has_error(function() inst:set_lease_ms(0) end,
+                       "lease length 0 ms is out of range: give 1 to 31622400000 ms (366 days)")
       assert.has_error(function() inst.token({}, "x") end)
       inst:close()
       inst:close() -- twice is fine
