@@ -238,23 +238,29 @@ end
 -- environment loads into the function's proxy, not the raw environment
 -- behind it. __metatable = false locks every proxy, so setmetatable and
 -- getmetatable cannot reach what it hides.
-local function refuse(_, k)
+local function refuse(_, k, level)
   error(format("assignment to global '%s': conditions and steps cannot keep " ..
-               "state between calls (use a local)", tostring(k)), 2)
+               "state between calls (use a local)", tostring(k)), level or 2)
 end
 
-local function refuse_field(_, k)
+local function refuse_field(_, k, level)
   error(format("assignment to field '%s' of a library table: conditions and " ..
                "steps cannot keep state between calls (use a local table)",
-               tostring(k)), 2)
+               tostring(k)), level or 2)
 end
 
--- Tables no function may write, raw or not (weak: they die with the function).
-local frozen = setmetatable({}, { __mode = "k" })
+-- The read-only tables a function sees -> the table each one shows
+-- (weak: they die with the function). Reading goes through (__index,
+-- __pairs, __len, and the wrapped next/rawget/rawlen); writing is refused.
+local behind = setmetatable({}, { __mode = "k" })
 
 local function readonly(t)
-  local view = setmetatable({}, { __index = t, __newindex = refuse_field, __metatable = false })
-  frozen[view] = true
+  local view = setmetatable({}, {
+    __index = t, __newindex = refuse_field, __metatable = false,
+    __pairs = function() return next, t, nil end,
+    __len = function() return #t end,
+  })
+  behind[view] = t
   return view
 end
 
@@ -264,16 +270,23 @@ local function function_env()
   for k, v in next, base do
     if type(v) == "table" then base[k] = readonly(v) end
   end
-  local env = setmetatable({}, { __index = base, __newindex = refuse, __metatable = false })
-  frozen[env] = true
+  local env = setmetatable({}, {
+    __index = base, __newindex = refuse, __metatable = false,
+    __pairs = function() return next, base, nil end,
+  })
+  behind[env] = base
   local raw_rawset, raw_load = base.rawset, base.load
+  local raw_next, raw_rawget, raw_rawlen = base.next, base.rawget, base.rawlen
   base.rawset = function(t, k, v)
-    if frozen[t] then
-      if t == env then refuse(t, k) end
-      refuse_field(t, k)
+    if behind[t] then
+      if t == env then refuse(t, k, 3) end
+      refuse_field(t, k, 3)
     end
     return raw_rawset(t, k, v)
   end
+  base.next = function(t, k) return raw_next(behind[t] or t, k) end
+  base.rawget = function(t, k) return raw_rawget(behind[t] or t, k) end
+  base.rawlen = function(t) return raw_rawlen(behind[t] or t) end
   base.load = function(...)
     if select("#", ...) >= 4 then return raw_load(...) end
     local chunk, name, mode = ...
@@ -297,6 +310,21 @@ function M.load_function(src, chunkname, limits)
   if not ok then return nil, M.message(f) end
   if type(f) ~= "function" then
     return nil, "the source is " .. M.show(f) .. ", not a Lua function (function(...) ... end)"
+  end
+  -- A function that captures a variable from around it (a closure made by
+  -- the source's own code) would carry state from one call to the next.
+  local info = chm.funcinfo(f)
+  if info.what ~= "Lua" then
+    return nil, "the source gives a built-in function, not a Lua function of its own " ..
+                "(function(...) ... end)"
+  end
+  for _, name in ipairs(info.upvalues) do
+    if name ~= "_ENV" then
+      return nil, format("the function captures '%s' from the code around it: conditions, " ..
+                         "routing functions and steps must be self-contained, so nothing " ..
+                         "carries over from one call to the next (write function(...) ... end " ..
+                         "on its own)", name)
+    end
   end
   return f
 end

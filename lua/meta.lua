@@ -7,6 +7,7 @@ local dsl = require("dsl")
 local normalize = require("normalize")
 local validate = require("validate")
 local expr = require("expr")
+local conditions = require("conditions")
 local dot = require("dot")
 
 local json = chm.json
@@ -19,10 +20,13 @@ if expr.set_null then expr.set_null(null) end
 -- Limits for running a workflow file: it only builds a table.
 local LOAD_LIMITS = { instructions = 5000000, deadline_ms = 2000 }
 
--- load_check(src) -> true | nil, err: does a Lua function's text compile
--- in the sandbox (used by validation for {"lua": ...} conditions/steps)?
+-- load_check(src) -> true | nil, err: is a Lua function's text one the
+-- engine will run (used by validation for {"lua": ...} conditions, routing
+-- and steps)? It compiles and runs the source's chunk in the sandbox, as
+-- the engine does, so a source that returns a closure over state of its
+-- own is refused at import, not at the first token.
 local function load_check(src)
-  local f, err = chm.load("return " .. src, "=lua", chm.sandbox_env())
+  local f, err = conditions.load_function(src, "=lua")
   if not f then return nil, err end
   return true
 end

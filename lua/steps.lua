@@ -95,18 +95,23 @@ local null = chm.json.null
 
 -- fault(v, seen) -> path, type of the first value inside v that no JSON
 -- text can hold (a function, a thread, a userdata other than json.null),
--- or nil. path is relative to v ("", ".x", "[2].y"). Each table is walked
+-- or nil; a table deeper than conditions.MAX_DEPTH is a fault too (the
+-- walk never overflows the stack). path is relative to v ("", ".x",
+-- "[2].y"). Each table is walked
 -- once (seen), so cycles and shared tables cost nothing extra; NaN, holes,
 -- odd keys and cycles are left to the JSON encoder, which names them.
-local function fault(v, seen)
+local function fault(v, seen, depth)
   local t = type(v)
   if t == "function" or t == "thread" or (t == "userdata" and not rawequal(v, null)) then
     return "", t
   end
   if t ~= "table" or seen[v] then return nil end
+  if depth > conditions.MAX_DEPTH then
+    return "", format("a table nested more than %d levels deep", conditions.MAX_DEPTH)
+  end
   seen[v] = true
   for k, x in next, v do
-    local p, ft = fault(x, seen)
+    local p, ft = fault(x, seen, depth + 1)
     if p then
       if mtype(k) == "integer" then
         p = format("[%d]", k) .. p
@@ -124,7 +129,7 @@ end
 -- not_json(role, what, v) -> false, err, "SCRIPT" when v holds a value
 -- that is not JSON ("set.x = function; expected a JSON value"), else nil.
 local function not_json(role, what, v)
-  local p, t = fault(v, {})
+  local p, t = fault(v, {}, 0)
   if p then return bad(role, format("%s%s = %s; expected a JSON value", what, p, t)) end
   return nil
 end

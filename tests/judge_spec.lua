@@ -171,6 +171,19 @@ local fake_chm = {
       shallow(string), shallow(math), shallow(table), shallow(utf8)
     return env
   end,
+  -- funcinfo: what lualib.c's answers, from the debug library
+  funcinfo = function(f)
+    local info = debug.getinfo(f, "S")
+    local ups, i = {}, 1
+    while true do
+      local name = debug.getupvalue(f, i)
+      if not name then break end
+      ups[i], i = name, i + 1
+    end
+    return { source = info.source, short_src = info.short_src, what = info.what,
+             linedefined = info.linedefined, lastlinedefined = info.lastlinedefined,
+             upvalues = ups }
+  end,
   load = function(src, chunkname, env)
     counts.load = counts.load + 1
     return load(src, chunkname, "t", env)
@@ -1005,6 +1018,10 @@ describe("judge.step", function()
       .. "children[2].a = function; expected a JSON value" },
     { "return {teach = {t = function() end}}", "step for role 'S' returned teach.t = function; "
       .. "expected a JSON value" },
+    -- a table nested far deeper than any value may be: named, no stack overflow
+    { "return {set = {x = (function() local t = {} for _ = 1, 300000 do t = {t} end return t end)()}}",
+      "step for role 'S' returned set.x" .. string.rep("[1]", 200) .. " = a table nested more than "
+      .. "200 levels deep; expected a JSON value" },
   }
   for _, c in ipairs(bad) do
     it("refuses: " .. c[1], function()

@@ -105,6 +105,11 @@ return workflow "WF-PURE" {
           local t = {}
           load("seen = 41", "own", "t", t)()
           return { set = { own = t.seen + 1 } }
+        elseif how == "read" then
+          local n = 0
+          for _ in pairs(string) do n = n + 1 end
+          return { set = { reads = n > 5 and rawget(string, "format") ~= nil and next(math) ~= nil
+                                   and rawget(_ENV, "tostring") ~= nil } }
         elseif how == "look" then
           return { set = { saw = tostring(rawget(_ENV, "seen")) .. tostring(string.seen) ..
                                  tostring(math.seen) .. tostring(seen) } }
@@ -436,6 +441,7 @@ describe("token module", function()
         ids[how] = assert(inst:genesis({ how = how }))
       end
       local own = assert(inst:genesis({ how = "ownenv" }))
+      local read = assert(inst:genesis({ how = "read" }))
       local look = assert(inst:genesis({ how = "look" }))
       assert(inst:run())
       for how, id in pairs(ids) do
@@ -446,8 +452,36 @@ describe("token module", function()
       end
       -- a table of its own is fine, and nothing leaked to the last token
       assert.are.equal(42, assert(inst:token(own)).attributes.own)
+      assert.is_true(assert(inst:token(read)).attributes.reads) -- reading goes through
       assert.are.equal("nilnilnilnil", assert(inst:token(look)).attributes.saw)
     end)
+  end)
+
+  it("refuses at import a function that closes over state of its own", function()
+    local wf = dir .. "/closure.lua"
+    local f = assert(io.open(wf, "w"))
+    -- the source text (not a DSL function, whose upvalues the DSL checks)
+    -- returns a closure made by its own code
+    f:write([=[
+return workflow "WF-CLOSURE" {
+  interactions = { "in", "done", "ate", "chronos" },
+  roles = {
+    alpha "start" { outbound = { "in" } },
+    beta "keep" { inbound = { "in" }, outbound = { "done" },
+      step = { lua = [[function() end and (function() local n = 0
+        return function(token) n = n + 1 return { set = { calls = n } } end end)()]] } },
+    omega "close" { inbound = { { "done", guard = cerberus "join" } } },
+    epsilon "fix" { inbound = { { "ate", guard = pass_thru "all" } }, outbound = { "done" } },
+    tau "clock" { inbound = { "chronos" }, outbound = { "ate" } },
+  },
+  actors = { actor "ops" { type = "HUMAN", roles = { "close", "fix", "clock" } } },
+}
+]=])
+    f:close()
+    local ok, err, code = meta:import(wf)
+    assert.is_nil(ok)
+    assert.are.equal("INVALID", code)
+    assert.truthy(err:find("the function captures 'n' from the code around it", 1, true), err)
   end)
 
   describe("skills written in Lua", function()
