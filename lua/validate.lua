@@ -856,17 +856,18 @@ local function sccs(edges, order)
 end
 
 local BOUNDS = "a gating guardian on one of its INBOUND components, max_interactions on " ..
-  "the workflow, or stale_token_limit_seconds on one of its interactions with no role on it " ..
-  "that never waits (a step, a gateway, a role of \"system\")"
+  "the workflow, or stale_token_limit_seconds on one of its interactions whose roles all " ..
+  "wait (no step, gateway or role of \"system\" takes from it)"
 
 -- cycles(roles, interactions, comps, guards_of, assignments): every cycle
 -- of the role/interaction graph is bounded (rule unguarded-cycle; the
 -- caller skips the rule when the workflow sets max_interactions, which
 -- bounds every cycle): by a gating guardian on one of its INBOUND
 -- components (the engine gates at checkout only), or by a stale limit on
--- one of its interactions when no role on it is automated (a stale limit
--- bounds a wait in a queue; a step, a gateway or a role of "system" never
--- waits).
+-- one of its interactions whose consuming roles all wait for someone (a
+-- stale limit bounds a wait in a queue; a step, a gateway or a role of
+-- "system" takes a token at once, so a limit on its queue never fires).
+-- A loop with a person on every lap cannot run away on its own.
 function Checker:cycles(roles, interactions, comps, guards_of, assignments)
   -- Nodes: "r:<role>" and "i:<interaction>"; edges from components in
   -- declaration order (so the reported path is deterministic).
@@ -876,19 +877,29 @@ function Checker:cycles(roles, interactions, comps, guards_of, assignments)
   end
   for _, r in ipairs(roles) do node("r:" .. r.name) end
   for _, x in ipairs(interactions) do node("i:" .. x.name) end
+  local consumers = {}
   for _, cp in ipairs(comps) do
     local from, to = "i:" .. cp.interaction, "r:" .. cp.role
     if cp.direction == "OUTBOUND" then from, to = to, from end
     table.insert(all[from], { from = from, to = to, comp = cp })
+    if cp.direction == "INBOUND" then
+      consumers[from] = consumers[from] or {}
+      table.insert(consumers[from], cp.role)
+    end
   end
 
-  -- Two graphs, sharing edge records. `loose`: every edge but those of an
-  -- inbound component with a gating guardian; any loop in it through an
-  -- automated role is unbounded. `tight`: `loose` without the edges of
-  -- interactions with a stale limit; any loop in it is unbounded.
-  local stale = {}
+  -- A stale limit bounds the loops through its interaction when every role
+  -- taking from it waits; `waits_not[x]` names one that does not.
+  local auto = automated(self, roles, assignments)
+  local stale, waits_not = {}, {}
   for _, x in ipairs(interactions) do
-    stale["i:" .. x.name] = not self:isnull(x.stale_token_limit_seconds)
+    local n = "i:" .. x.name
+    if not self:isnull(x.stale_token_limit_seconds) then
+      stale[n] = true
+      for _, r in ipairs(consumers[n] or {}) do
+        if auto[r] and not waits_not[n] then waits_not[n] = r end
+      end
+    end
   end
   local function guarded(cp)
     if cp.direction ~= "INBOUND" then return false end
@@ -897,71 +908,66 @@ function Checker:cycles(roles, interactions, comps, guards_of, assignments)
     end
     return false
   end
-  local loose, tight = {}, {}
+  local function bounding(n) return stale[n] and not waits_not[n] end
+  local edges = {}
   for _, v in ipairs(order) do
-    loose[v], tight[v] = {}, {}
+    edges[v] = {}
     for _, e in ipairs(all[v]) do
-      if not guarded(e.comp) then
-        table.insert(loose[v], e)
-        if not stale[v] and not stale[e.to] then table.insert(tight[v], e) end
+      if not guarded(e.comp) and not bounding(v) and not bounding(e.to) then
+        table.insert(edges[v], e)
       end
     end
   end
-  local auto = automated(self, roles, assignments)
 
   -- One message per cycle: from each start role in declaration order, for
   -- each of its edges not yet on a reported cycle, the shortest way back to
   -- the role (BFS inside its component). Every unbounded loop is thus
   -- named, and the number of messages stays below the number of components.
   local covered = {}
-  local function report(edges, starts)
-    local comp_of = sccs(edges, order)
-    for _, start in ipairs(order) do
-      local scc = comp_of[start]
-      local size = 0
-      for _ in pairs(scc) do size = size + 1 end
-      if size > 1 and start:sub(1, 2) == "r:" and starts(start:sub(3)) then
-        for _, first in ipairs(edges[start]) do
-          if scc[first.to] and not covered[first] then
-            local prev, queue, head = { [first.to] = false }, { first.to }, 1
-            local last
-            while head <= #queue and not last do
-              local v = queue[head]; head = head + 1
-              for _, e in ipairs(edges[v]) do
-                if e.to == start then last = e; break end
-                if scc[e.to] and prev[e.to] == nil then
-                  prev[e.to] = e
-                  queue[#queue + 1] = e.to
-                end
+  local comp_of = sccs(edges, order)
+  for _, start in ipairs(order) do
+    local scc = comp_of[start]
+    local size = 0
+    for _ in pairs(scc) do size = size + 1 end
+    if size > 1 and start:sub(1, 2) == "r:" then
+      for _, first in ipairs(edges[start]) do
+        if scc[first.to] and not covered[first] then
+          local prev, queue, head = { [first.to] = false }, { first.to }, 1
+          local last
+          while head <= #queue and not last do
+            local v = queue[head]; head = head + 1
+            for _, e in ipairs(edges[v]) do
+              if e.to == start then last = e; break end
+              if scc[e.to] and prev[e.to] == nil then
+                prev[e.to] = e
+                queue[#queue + 1] = e.to
               end
             end
-            -- Walk back from the closing edge to `first`, marking edges.
-            local path, limited, e = {}, nil, last
-            while e do
-              covered[e] = true
-              table.insert(path, 1, e.to:sub(3))
-              if stale[e.to] then limited = e.to:sub(3) end
-              e = (e ~= first) and (prev[e.from] or first) or nil
-            end
-            table.insert(path, 1, start:sub(3))
-            local name = start:sub(3)
-            local role = self.roles_by[name]
-            local found = "none"
-            if limited then
-              found = "stale_token_limit_seconds on " .. quote(limited) .. ", but role " ..
-                quote(name) .. " never waits (" .. auto[name] .. ")"
-            end
-            if last then
-              self:add("unguarded-cycle", role and self.where[role].line,
-                "cycle " .. table.concat(path, " → "), BOUNDS, found)
-            end
+          end
+          -- Walk back from the closing edge to `first`, marking edges.
+          local path, limited, e = {}, nil, last
+          while e do
+            covered[e] = true
+            table.insert(path, 1, e.to:sub(3))
+            if stale[e.to] then limited = e.to end
+            e = (e ~= first) and (prev[e.from] or first) or nil
+          end
+          table.insert(path, 1, start:sub(3))
+          local role = self.roles_by[start:sub(3)]
+          local found = "none"
+          if limited then
+            local r = waits_not[limited]
+            found = "stale_token_limit_seconds on " .. quote(limited:sub(3)) .. ", but role " ..
+              quote(r) .. ", which takes from it, never waits (" .. auto[r] .. ")"
+          end
+          if last then
+            self:add("unguarded-cycle", role and self.where[role].line,
+              "cycle " .. table.concat(path, " → "), BOUNDS, found)
           end
         end
       end
     end
   end
-  report(loose, function(name) return auto[name] ~= nil end)
-  report(tight, function() return true end)
 end
 
 -- ======================================================================

@@ -441,7 +441,7 @@ describe("token module", function()
         ids[how] = assert(inst:genesis({ how = how }))
       end
       local own = assert(inst:genesis({ how = "ownenv" }))
-      local read = assert(inst:genesis({ how = "read" }))
+      local reader = assert(inst:genesis({ how = "read" }))
       local look = assert(inst:genesis({ how = "look" }))
       assert(inst:run())
       for how, id in pairs(ids) do
@@ -452,7 +452,7 @@ describe("token module", function()
       end
       -- a table of its own is fine, and nothing leaked to the last token
       assert.are.equal(42, assert(inst:token(own)).attributes.own)
-      assert.is_true(assert(inst:token(read)).attributes.reads) -- reading goes through
+      assert.is_true(assert(inst:token(reader)).attributes.reads) -- reading goes through
       assert.are.equal("nilnilnilnil", assert(inst:token(look)).attributes.saw)
     end)
   end)

@@ -623,8 +623,8 @@ describe("validation", function()
     local got = validate.check(canon, { file = "x.lua", lines = lines, expr = expr, json_null = NULL })
     assert.are.equal('x.lua:6: [unguarded-cycle] cycle worker → rework → worker: expected a ' ..
       'gating guardian on one of its INBOUND components, max_interactions on the workflow, or ' ..
-      'stale_token_limit_seconds on one of its interactions with no role on it that never ' ..
-      'waits (a step, a gateway, a role of "system"), found none\n' ..
+      'stale_token_limit_seconds on one of its interactions whose roles all wait (no step, ' ..
+      'gateway or role of "system" takes from it), found none\n' ..
       'x.lua:7: [guardian-direction] guardian "never": expected a gating guardian ' ..
       'on an INBOUND component (gates are evaluated at checkout), found CRITERIA_GATE on the ' ..
       'OUTBOUND component "worker:out:rework", where it is never evaluated; move it to ' ..
@@ -657,9 +657,43 @@ describe("validation", function()
     assert.are.equal(1, #got, messages(got))
     assert.are.equal('x.lua:6: [unguarded-cycle] cycle worker → rework → worker: expected a ' ..
       'gating guardian on one of its INBOUND components, max_interactions on the workflow, or ' ..
-      'stale_token_limit_seconds on one of its interactions with no role on it that never ' ..
-      'waits (a step, a gateway, a role of "system"), found stale_token_limit_seconds on ' ..
-      '"rework", but role "worker" never waits (it is assigned to "system")', got[1].message)
+      'stale_token_limit_seconds on one of its interactions whose roles all wait (no step, ' ..
+      'gateway or role of "system" takes from it), found stale_token_limit_seconds on ' ..
+      '"rework", but role "worker", which takes from it, never waits (it is assigned to "system")', got[1].message)
+  end)
+  it("counts a stale limit whose roles all wait, even on a loop through a step", function()
+    -- check (a step) -> review (people, stale limit) -> fix (people) -> check:
+    -- every lap waits for a person, so the loop cannot run away on its own
+    local text = [[
+return workflow "REVIEW-LOOP" {
+  interactions = { "work", interaction "review" { stale_token_limit_seconds = 3600 }, "fix", "done",
+                   "ate", "chronos" },
+  roles = {
+    alpha "start" { outbound = { "work" } },
+    beta "check" { inbound = { "work", "fix" }, outbound = { "review" },
+                   step = function(token) return { set = { checked = true } } end },
+    beta "reviewer" { inbound = { "review" }, outbound = { "done", "fix" },
+      routing = { branches = { { when = "ok == false", to = "fix" } }, default = "done" } },
+    omega "finish" { inbound = { { "done", guard = cerberus "join" } } },
+    epsilon "doctor" { inbound = { { "ate", guard = pass_thru "triage" } }, outbound = { "done" } },
+    tau "clock" { inbound = { "chronos" }, outbound = { "ate" } },
+  },
+  actors = { actor "staff" { type = "HUMAN", roles = { "reviewer", "finish", "doctor", "clock" } } },
+}
+]]
+    local canon, lines, errs = run(text)
+    assert.are.same({}, errs)
+    assert.are.same({}, validate.check(canon, { file = "x.lua", lines = lines, expr = expr,
+      json_null = NULL }))
+    -- the same loop with the limit on the step's own queue is refused
+    local moved = text:gsub('interaction "review" { stale_token_limit_seconds = 3600 }', '"review"')
+      :gsub('"fix", "done"', 'interaction "fix" { stale_token_limit_seconds = 3600 }, "done"')
+    canon, lines, errs = run(moved)
+    assert.are.same({}, errs)
+    local got = validate.check(canon, { file = "x.lua", lines = lines, expr = expr, json_null = NULL })
+    assert.are.equal(1, #got, messages(got))
+    assert.truthy(got[1].message:find('found stale_token_limit_seconds on "fix", but role "check", ' ..
+      'which takes from it, never waits (it has a step)', 1, true), got[1].message)
   end)
   it("names the REVOKED assignments of an unstaffed role, and leaves step roles alone", function()
     local revoked = MINIMAL:format(""):gsub('roles = { "worker", ',
