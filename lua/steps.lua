@@ -95,8 +95,8 @@ local null = chm.json.null
 
 -- fault(v, seen) -> path, type of the first value inside v that no JSON
 -- text can hold (a function, a thread, a userdata other than json.null),
--- or nil; a table deeper than conditions.MAX_DEPTH is a fault too (the
--- walk never overflows the stack). path is relative to v ("", ".x",
+-- or nil; the walk stops below conditions.MAX_DEPTH levels (the engine
+-- refuses deeper values itself). path is relative to v ("", ".x",
 -- "[2].y"). Each table is walked
 -- once (seen), so cycles and shared tables cost nothing extra; NaN, holes,
 -- odd keys and cycles are left to the JSON encoder, which names them.
@@ -106,9 +106,9 @@ local function fault(v, seen, depth)
     return "", t
   end
   if t ~= "table" or seen[v] then return nil end
-  if depth > conditions.MAX_DEPTH then
-    return "", format("a table nested more than %d levels deep", conditions.MAX_DEPTH)
-  end
+  -- deeper than any value may be: stop walking (no stack overflow); the
+  -- engine's depth check refuses it, naming the attribute
+  if depth > conditions.MAX_DEPTH then return nil end
   seen[v] = true
   for k, x in next, v do
     local p, ft = fault(x, seen, depth + 1)

@@ -182,9 +182,11 @@ typedef struct chm_meta chm_meta;
 ** failure *m is still set when a handle could be allocated (read its
 ** message with chm_meta_errmsg, then close it), else NULL.
 ** Errors: CHM_MISUSE (m NULL: nothing allocated; path NULL or "": *m set),
-** CHM_IO (the file cannot be opened or created), CHM_DB (not an SQLite
-** database, a migration failed, or the schema is newer than this
-** library). */
+** CHM_IO (the file cannot be opened or created; it or its directory is
+** read-only), CHM_CORRUPT (the file is damaged), CHM_DB (not an SQLite
+** database, another program's database or an instance store — refused
+** before anything is written to it —, a migration failed, or the schema
+** is newer than this library). */
 int chm_meta_open(const char *path, chm_meta **m);
 
 /* chm_meta_close(m): finalize statements, close the database and the Lua
@@ -265,7 +267,8 @@ int chm_meta_instantiate(chm_meta *m, const char *name, int version,
 ** return its rows as a JSON array of objects (caller frees; [] for none).
 ** Errors: CHM_DENIED (more than one statement, a statement that would
 ** write, BEGIN/SAVEPOINT, ATTACH/DETACH, or a PRAGMA that sets a value),
-** CHM_DB (SQL error, empty statement), CHM_BUDGET (interrupted, or ran
+** CHM_DB (SQL error, empty statement), CHM_CORRUPT (the store file is
+** damaged), CHM_IO (a disk I/O error), CHM_BUDGET (interrupted, or ran
 ** past the 600 s deadline of trusted work), CHM_MEMORY (the rows do not
 ** fit the handle's Lua heap cap). */
 int chm_meta_query(chm_meta *m, const char *sql, char **json);
@@ -276,7 +279,7 @@ int chm_meta_query(chm_meta *m, const char *sql, char **json);
 ** "foreign_key_target","description" (and the view's other columns), as
 ** a JSON array (caller frees). table NULL = every table; otherwise only
 ** that table, matched without regard to case (any text is safe: it is
-** bound as a literal, never spliced into SQL).
+** quoted as an SQL string literal, so it cannot change the statement).
 ** Errors: CHM_NOTFOUND when `table` has no row ("no table 'X' in the
 ** schema guide of 'PATH'"); otherwise as chm_meta_query (CHM_DB,
 ** CHM_BUDGET, CHM_MEMORY). */
@@ -303,9 +306,11 @@ typedef struct chm_instance chm_instance;
 ** creates one: use chm_meta_instantiate). Migrates an older schema. Same
 ** *inst rules as chm_meta_open. The meta-store is never consulted.
 ** Errors: CHM_MISUSE (inst NULL; path NULL or ""), CHM_NOTFOUND (no file
-** at path), CHM_IO (the file cannot be opened), CHM_DB (not an SQLite
-** database, a migration failed, or the schema is newer than this
-** library). */
+** at path), CHM_IO (the file cannot be opened; it or its directory is
+** read-only), CHM_CORRUPT (the file is damaged), CHM_DB (not an SQLite
+** database, an empty file, another program's database or a meta-store —
+** refused before anything is written to it —, a migration failed, or the
+** schema is newer than this library). */
 int chm_instance_open(const char *path, chm_instance **inst);
 
 /* chm_instance_close(inst): finalize statements, close the database and
@@ -483,8 +488,10 @@ int chm_meta_register_function(chm_meta *m, const char *name, chm_expr_fn fn,
 ** transaction (BEGIN IMMEDIATE ... COMMIT; queries a read transaction):
 ** either all of its effect is written, log rows included, or none of it.
 ** Besides CHM_MISUSE and CHM_NOMEM, every one of them may return CHM_DB
-** (SQLite failed, e.g. another writer held the store for over 10 s) and
-** CHM_CORRUPT (the store has no Instance_Context row); these are not
+** (SQLite failed, e.g. another writer held the store for over 10 s),
+** CHM_CORRUPT (the store file is damaged, or has no Instance_Context row)
+** and CHM_IO (the store file or its directory is read-only, or a disk I/O
+** error); the message names the file and what to do. These are not
 ** repeated below. Refusals return a status and
 ** leave a message naming the token, its status and what was expected in
 ** chm_instance_errmsg(). Strings returned through `char **` are JSON text

@@ -165,7 +165,7 @@ int chm__core_invoke_ex(chm__core *c, const char *module, const char *fn,
                         sqlite3 *extra, int nargs, const char *const *args,
                         char **out) {
   lua_State *L = c->L;
-  int top, rc, i;
+  int top, rc, st, i;
   if (out != NULL) *out = NULL;
   if (L == NULL) return chm__core_seterr(c, CHM_MISUSE, "handle is not open");
   clear_err(c);
@@ -182,19 +182,16 @@ int chm__core_invoke_ex(chm__core *c, const char *module, const char *fn,
       lua_pushnil(L);
   }
   rc = chm__pcall(L, 3 + nargs + (extra != NULL), 3, &trusted_limits);
-  if (rc == CHM_SCRIPT) { /* an SQL error raised by trusted Lua */
-    int st = store_fail(c, rc, fn);
-    if (st != rc) {
-      if (!sqlite3_get_autocommit(c->db))
-        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-      lua_settop(L, top);
-      return st;
-    }
-  }
+  /* an SQL error raised by trusted Lua may be a damaged or read-only store */
+  st = rc == CHM_SCRIPT ? store_fail(c, rc, fn) : rc;
   if (!sqlite3_get_autocommit(c->db))
     sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
   if (extra != NULL && !sqlite3_get_autocommit(extra))
     sqlite3_exec(extra, "ROLLBACK", NULL, NULL, NULL);
+  if (st != rc) {
+    lua_settop(L, top);
+    return st;
+  }
   if (rc != CHM_OK) {
     seterr_plain(c, rc, lua_tostring(L, -1));
   } else if (lua_isnil(L, -3)) {

@@ -434,8 +434,9 @@ static const luaL_Reg meta_methods[] = {
 /* ---- instance stores ----------------------------------------------------- */
 
 /* The open instance at index 1; raises on a closed handle and on any use
-** from inside one of its own skills (the engine is then in the middle of
-** inst:run() on this very handle and cannot be re-entered). */
+** from inside one of its own skills or expression functions (the engine
+** is then in the middle of a call on this very handle and cannot be
+** re-entered). */
 static inst_ud *checkud(lua_State *L) {
   inst_ud *u = arg_udata(L, 1, INST_MT);
   if (u->i == NULL)
@@ -482,7 +483,7 @@ static int l_inst_close(lua_State *L) {
   hostfn *h, *next;
   if (u->L != NULL)
     return luaL_error(L, "attempt to close an instance from inside one of "
-                         "its skills");
+                         "its skills or expression functions");
   chm_instance_close(u->i);
   u->i = NULL;
   for (h = u->hosts; h != NULL; h = next) {

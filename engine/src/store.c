@@ -159,6 +159,8 @@ int chm__store_status(sqlite3 *db, const char *what, char **msg) {
     }
     return CHM_IO;
   case SQLITE_IOERR:
+    *msg = chm__strdupf("%s: disk I/O error (%s: %s); check the disk and the "
+                        "file, then retry", path, what, text);
     return CHM_IO;
   default:
     return CHM_DB;

@@ -413,13 +413,15 @@ static void do_route(lua_State *L, call *k) {
       if (lua_rawgeti(L, -1, i) == LUA_TTABLE &&
           lua_getfield(L, -1, "message") == LUA_TSTRING &&
           lua_rawlen(L, -1) > TEXT_CAP) {
-        char *cut = cap_text(lua_tostring(L, -1));
-        if (cut == NULL) {
-          k->oom = 1;
-          luaL_error(L, "out of memory");
-        }
-        lua_pushstring(L, cut);
-        free(cut);
+        /* the capped text built on the Lua stack: nothing to leak if a
+        ** push raises at the memory cap */
+        const char *s = lua_tostring(L, -1);
+        size_t len = lua_rawlen(L, -1), keep = TEXT_CAP;
+        while (keep > 0 && ((unsigned char)s[keep] & 0xC0) == 0x80)
+          keep--;
+        lua_pushlstring(L, s, keep);
+        lua_pushfstring(L, "\xe2\x80\xa6 (%d bytes cut)", (int)(len - keep));
+        lua_concat(L, 2);
         lua_setfield(L, -3, "message");
       }
       lua_settop(L, res + 1);

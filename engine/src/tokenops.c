@@ -283,12 +283,14 @@ static int decide(chm__tk *t, const chm__tok *tok, const chm__attrs *attrs,
   chm__buf_add(&b, "{\"role\":");
   chm__buf_jstr(&b, role->name);
   if (nout == 0) {
-    if (tok->interaction_id[0] == '\0')
+    if (tok->interaction_id[0] == '\0') {
+      chm__buf_free(&b);
       return chm__tk_err(t, CHM_INVALID,
                          "role '%s' of workflow '%s' has no "
                          "outbound component to place token "
                          "%s in",
                          role->name, wfname, tok->uow_id);
+    }
     chm__tk_cpy(d->interaction, CHM__ID, tok->interaction_id);
     d->status = "COMPLETED";
     chm__buf_add(&b, ",\"reason\":\"the role has no outbound component\"");
@@ -953,9 +955,9 @@ static int join_broken(chm__tk *t, const chm__tok *tok, const chm__role *role,
       strcmp(g->rejection.type, "CERBERUS") != 0)
     return CHM_OK;
   if ((st = chm__tk_q(t, CHM__Q_TOK_ARCHIVED_CHILD, "s", tok->uow_id)) == NULL)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   if ((rc = chm__tk_step(t, CHM__Q_TOK_ARCHIVED_CHILD, st)) < 0)
-    return CHM_DB;
+    return chm__tk_dbrc(t);
   *yes = rc == SQLITE_ROW;
   chm__tk_reset(st);
   return CHM_OK;
@@ -1960,8 +1962,7 @@ int chm__op_submit(chm__tk *t, const chm__who *who, chm__tok *tok,
   chm__buf_jstr(&b, tok->status);
   chm__buf_add(&b, ",\"interaction\":");
   chm__buf_jstr(&b, iname);
-  if (tok->failure_reason != NULL && (strcmp(tok->status, "FAILED") == 0 ||
-                                      strcmp(tok->status, "TIMEOUT") == 0)) {
+  if (tok->failure_reason != NULL && strcmp(tok->status, "FAILED") == 0) {
     chm__buf_add(&b, ",\"failure_reason\":");
     chm__buf_jstr(&b, tok->failure_reason);
   }
