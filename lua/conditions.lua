@@ -125,31 +125,31 @@ end
 M.MAX_DEPTH = 200
 local MAX_DEPTH = M.MAX_DEPTH
 
--- copy(v [, name]) -> a deep copy of a JSON-like value (arrays stay marked
--- as arrays). Raises "<name> is nested more than 200 levels deep..." (no
--- position) on a deeper value or a cycle; name defaults to "a value".
-local function copy(v, name, depth)
+-- copy(v [, noun [, key]]) -> a deep copy of a JSON-like value (arrays
+-- stay marked as arrays). Raises "<noun> '<key>' is nested more than 200
+-- levels deep..." (no position) on a deeper value or a cycle; without a
+-- noun, "a value". The name is only formatted when raising.
+local function copy(v, noun, key, depth)
   if type(v) ~= "table" or rawequal(v, null) then return v end
   depth = (depth or 0) + 1
   if depth > MAX_DEPTH then
+    local name = noun and format("%s '%s'", noun, tostring(key)) or "a value"
     error(format("%s is nested more than %d levels deep; at most %d are allowed",
-                 name or "a value", MAX_DEPTH, MAX_DEPTH), 0)
+                 name, MAX_DEPTH, MAX_DEPTH), 0)
   end
   local t = {}
-  for k, x in next, v do t[k] = copy(x, name, depth) end
+  for k, x in next, v do t[k] = copy(x, noun, key, depth) end
   if getmetatable(v) == "json.array" then jarray(t) end
   return t
 end
-M.copy = copy
+M.copy = function(v) return copy(v) end
 
 -- copy_map(m, noun) -> a copy of the table m of named values (attributes,
--- memory), each value copied as copy(v, "<noun> '<key>'").
+-- memory), each value copied as copy(v, noun, key).
 local function copy_map(m, noun)
   local t = {}
   for k, x in next, m do
-    if type(x) == "table" and not rawequal(x, null) then
-      x = copy(x, format("%s '%s'", noun, tostring(k)))
-    end
+    if type(x) == "table" and not rawequal(x, null) then x = copy(x, noun, k) end
     t[k] = x
   end
   return t

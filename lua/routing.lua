@@ -274,7 +274,9 @@ function M.route(graph, view)
       decisions = decisions or {}
       decisions[#decisions + 1] = {
         guardian_id = f.guardian_id, name = f.name, type = "DIRECTIONAL_FILTER",
-        decision = dest and dest.interaction_name or "NO_ROUTE", reason = words }
+        decision = dest and dest.interaction_name or "NO_ROUTE",
+        -- a target that names no outbound component: say so, not "routes to"
+        reason = (target and not dest) and errors[#errors].message or words }
       if res then
         res.decisions = decisions
         return res

@@ -75,8 +75,6 @@ M.either = either
 -- Messages
 -- ======================================================================
 
--- quote(s) -> s in double quotes, with quotes, backslashes and control
--- characters escaped and long strings shortened.
 -- clean(s) -> s when it is valid UTF-8, else s with every byte above 127
 -- written as \ddd (messages travel as JSON, which only carries UTF-8).
 local function clean(s)
@@ -85,6 +83,8 @@ local function clean(s)
 end
 M.clean = clean
 
+-- quote(s) -> s in double quotes, with quotes, backslashes and control
+-- characters escaped and long strings shortened.
 local function quote(s)
   if #s > 80 then
     local cut = 77

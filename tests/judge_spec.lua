@@ -926,6 +926,11 @@ describe("judge.route", function()
       local r = route(g, { k = "y" })
       assert.is_nil(r.component_id)
       assert.are.same({ "NO_ROUTE" }, { r.decisions[1].decision })
+      -- a route to a name that is no outbound component: the row says so
+      local nowhere = route(df({ field = "k", routes = { x = "nowhere" } }), { k = "x" })
+      assert.are.same({ "NO_ROUTE" }, { nowhere.decisions[1].decision })
+      assert.truthy(nowhere.decisions[1].reason:find("but 'nowhere' names no outbound component", 1, true),
+                    nowhere.decisions[1].reason)
       -- no filter tried, no decisions
       local plain = graph({ { name = "R->a", interaction = "ia", routing = { default = "ib" } },
                             { name = "R->b", interaction = "ib" } })
