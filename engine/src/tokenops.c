@@ -491,19 +491,53 @@ static int descendants(chm__tk *t, const char *uow_id, char (**ids)[CHM__ID],
 static int gateway_return(chm__tk *t, const chm__tok *child,
                           const chm__who *who);
 
+/* settle_descendants(t, base_id, who, status, event, keep_finished):
+** every descendant of base_id -> status, each with an `event` log row
+** ({"base": id}), skipping those already in status or ARCHIVED, and with
+** keep_finished those COMPLETED, REMEDIATED or FINALIZED. Leases end. */
+static int settle_descendants(chm__tk *t, const char *base_id,
+                              const chm__who *who, const char *status,
+                              const char *event, int keep_finished) {
+  char(*ids)[CHM__ID] = NULL;
+  char *cd = NULL;
+  chm__tok c;
+  chm__move m;
+  int n = 0, i, rc;
+  memset(&c, 0, sizeof c);
+  if ((rc = descendants(t, base_id, &ids, &n)) != CHM_OK || n == 0)
+    goto done;
+  if ((cd = reason_json("base", base_id)) == NULL) {
+    rc = chm__tk_err(t, CHM_NOMEM, "out of memory");
+    goto done;
+  }
+  memset(&m, 0, sizeof m);
+  m.event = event;
+  m.actor_id = who->id;
+  m.details = cd;
+  m.lease = CHM__LEASE_CLEAR;
+  for (i = 0; i < n && rc == CHM_OK; i++) {
+    if ((rc = chm__tk_load(t, ids[i], &c)) != CHM_OK)
+      break;
+    if (strcmp(c.status, status) != 0 && strcmp(c.status, "ARCHIVED") != 0 &&
+        !(keep_finished && chm__is_finished(c.status)))
+      rc = chm__tk_set_status(t, &c, status, NULL, &m);
+  }
+done:
+  chm__tok_clear(&c);
+  free(ids);
+  free(cd);
+  return rc;
+}
+
 /* finalize(t, tok, who, role_id, event): tok and every descendant not
 ** already FINALIZED or ARCHIVED -> FINALIZED, then the return to a
 ** gateway token when tok is the base token of a child workflow. */
 static int finalize(chm__tk *t, chm__tok *tok, const chm__who *who,
                     const char *role_id, const char *event,
                     const char *details) {
-  char(*ids)[CHM__ID] = NULL;
-  char *cd = NULL;
-  chm__tok c;
   chm__move m;
-  int n = 0, i, rc;
+  int rc;
   memset(&m, 0, sizeof m);
-  memset(&c, 0, sizeof c);
   m.event = event;
   m.actor_id = who->id;
   m.role_id = role_id;
@@ -511,27 +545,9 @@ static int finalize(chm__tk *t, chm__tok *tok, const chm__who *who,
   m.lease = CHM__LEASE_CLEAR;
   if ((rc = chm__tk_set_status(t, tok, "FINALIZED", NULL, &m)) != CHM_OK)
     return rc;
-  if ((rc = descendants(t, tok->uow_id, &ids, &n)) != CHM_OK)
-    goto done;
-  if (n > 0 && (cd = reason_json("base", tok->uow_id)) == NULL) {
-    rc = chm__tk_err(t, CHM_NOMEM, "out of memory");
-    goto done;
-  }
-  m.event = "FINALIZE_CHILD";
-  m.role_id = NULL;
-  m.details = cd;
-  for (i = 0; i < n && rc == CHM_OK; i++) {
-    if ((rc = chm__tk_load(t, ids[i], &c)) != CHM_OK)
-      break;
-    if (strcmp(c.status, "FINALIZED") != 0 && strcmp(c.status, "ARCHIVED") != 0)
-      rc = chm__tk_set_status(t, &c, "FINALIZED", NULL, &m);
-  }
+  rc = settle_descendants(t, tok->uow_id, who, "FINALIZED", "FINALIZE_CHILD", 0);
   if (rc == CHM_OK && tok->return_uow_id[0] != '\0')
     rc = gateway_return(t, tok, who);
-done:
-  chm__tok_clear(&c);
-  free(ids);
-  free(cd);
   return rc;
 }
 
@@ -542,34 +558,7 @@ done:
 ** refused the give_up while one is ACTIVE (end_blocked). */
 static int archive_descendants(chm__tk *t, const chm__tok *tok,
                                const chm__who *who) {
-  char(*ids)[CHM__ID] = NULL;
-  char *cd = NULL;
-  chm__tok c;
-  chm__move m;
-  int n = 0, i, rc;
-  memset(&c, 0, sizeof c);
-  if ((rc = descendants(t, tok->uow_id, &ids, &n)) != CHM_OK || n == 0)
-    goto done;
-  if ((cd = reason_json("base", tok->uow_id)) == NULL) {
-    rc = chm__tk_err(t, CHM_NOMEM, "out of memory");
-    goto done;
-  }
-  memset(&m, 0, sizeof m);
-  m.event = "GIVE_UP_CHILD";
-  m.actor_id = who->id;
-  m.details = cd;
-  m.lease = CHM__LEASE_CLEAR;
-  for (i = 0; i < n && rc == CHM_OK; i++) {
-    if ((rc = chm__tk_load(t, ids[i], &c)) != CHM_OK)
-      break;
-    if (!chm__is_finished(c.status) && strcmp(c.status, "ARCHIVED") != 0)
-      rc = chm__tk_set_status(t, &c, "ARCHIVED", NULL, &m);
-  }
-done:
-  chm__tok_clear(&c);
-  free(ids);
-  free(cd);
-  return rc;
+  return settle_descendants(t, tok->uow_id, who, "ARCHIVED", "GIVE_UP_CHILD", 1);
 }
 
 /* gateway_return(t, child, who): the base token `child` of a child
