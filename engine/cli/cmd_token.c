@@ -95,6 +95,26 @@ static cli_jv *parse_answer(cli *c, const char *json) {
   return v;
 }
 
+/* answer(c, rc, json, &v) -> an exit status to return at once, or -1 to
+** go on with *v, the parsed answer of the library (caller frees it with
+** cli_json_free). Frees json on every path: a failure is reported, and
+** with --json the answer is printed as the library gave it. */
+static int answer(cli *c, int rc, char *json, cli_jv **v) {
+  *v = NULL;
+  if (rc != CHM_OK) {
+    chm_free(json);
+    return fail(c, rc, NULL);
+  }
+  if (c->json) {
+    cli_put_text(stdout, json);
+    chm_free(json);
+    return CLI_EXIT_OK;
+  }
+  *v = parse_answer(c, json);
+  chm_free(json);
+  return *v != NULL ? -1 : c->status;
+}
+
 /* Append VALUE as JSON: the value itself when it is JSON text, else the
 ** text as a JSON string. */
 static void add_value(cli_buf *b, const char *value) {
@@ -302,19 +322,8 @@ static int report_token(cli *c, const char *uow, const char *extra) {
   cli_jv *t;
   cli_buf b = {0};
   int rc = chm_token_get(c->inst, uow, &json);
-  if (rc != CHM_OK) {
-    chm_free(json);
-    return fail(c, rc, NULL);
-  }
-  if (c->json) {
-    cli_put_text(stdout, json);
-    chm_free(json);
-    return CLI_EXIT_OK;
-  }
-  t = parse_answer(c, json);
-  chm_free(json);
-  if (!t)
-    return c->status;
+  if ((rc = answer(c, rc, json, &t)) >= 0)
+    return rc;
   printf("token %s: %s", uow, cli_cell(&b, cli_json_get(t, "status")));
   printf(" in '%s'", cli_cell(&b, cli_json_get(t, "interaction")));
   if (extra)
@@ -399,15 +408,8 @@ int cli_cmd_checkout(cli *c) {
                     ? hint
                     : NULL);
   }
-  if (c->json) {
-    cli_put_text(stdout, json);
-    chm_free(json);
-    return CLI_EXIT_OK;
-  }
-  t = parse_answer(c, json);
-  chm_free(json);
-  if (!t)
-    return c->status;
+  if ((rc = answer(c, rc, json, &t)) >= 0)
+    return rc;
   print_token(t);
   cli_json_free(t);
   return CLI_EXIT_OK;
@@ -583,19 +585,9 @@ int cli_cmd_sweep(cli *c) {
   int rc;
   if ((rc = cli_open_instance(c, c->pos[0])))
     return rc;
-  if ((rc = chm_sweep(c->inst, &json)) != CHM_OK) {
-    chm_free(json);
-    return fail(c, rc, NULL);
-  }
-  if (c->json) {
-    cli_put_text(stdout, json);
-    chm_free(json);
-    return CLI_EXIT_OK;
-  }
-  r = parse_answer(c, json);
-  chm_free(json);
-  if (!r)
-    return c->status;
+  rc = chm_sweep(c->inst, &json);
+  if ((rc = answer(c, rc, json, &r)) >= 0)
+    return rc;
   printf("zombies  %s\n", cli_cell(&b, cli_json_get(r, "zombies")));
   printf("stale    %s\n", cli_cell(&b, cli_json_get(r, "stale")));
   for (int k = 0; k < 2; k++) {
@@ -621,19 +613,9 @@ int cli_cmd_run(cli *c) {
   opts.max_steps = c->max_steps;
   if ((rc = cli_open_instance(c, c->pos[0])))
     return rc;
-  if ((rc = chm_run(c->inst, &opts, &json)) != CHM_OK) {
-    chm_free(json);
-    return fail(c, rc, NULL);
-  }
-  if (c->json) {
-    cli_put_text(stdout, json);
-    chm_free(json);
-    return CLI_EXIT_OK;
-  }
-  r = parse_answer(c, json);
-  chm_free(json);
-  if (!r)
-    return c->status;
+  rc = chm_run(c->inst, &opts, &json);
+  if ((rc = answer(c, rc, json, &r)) >= 0)
+    return rc;
   for (int k = 0; k < 4; k++)
     printf("%-8s %s\n", keys[k], cli_cell(&b, cli_json_get(r, keys[k])));
   cli_buf_free(&b);
@@ -718,19 +700,9 @@ int cli_cmd_queues(cli *c) {
 
   if ((rc = cli_open_instance(c, c->pos[0])))
     return rc;
-  if ((rc = chm_queues(c->inst, &json)) != CHM_OK) {
-    chm_free(json);
-    return fail(c, rc, NULL);
-  }
-  if (c->json) {
-    cli_put_text(stdout, json);
-    chm_free(json);
-    return CLI_EXIT_OK;
-  }
-  rows = parse_answer(c, json);
-  chm_free(json);
-  if (!rows)
-    return c->status;
+  rc = chm_queues(c->inst, &json);
+  if ((rc = answer(c, rc, json, &rows)) >= 0)
+    return rc;
   cli_table_init(&t, 5, heads);
   for (const cli_jv *q = rows->child; q; q = q->next) {
     cli_buf b[5] = {{0}};
@@ -776,19 +748,9 @@ int cli_cmd_tokens(cli *c) {
   int rc;
   if ((rc = cli_open_instance(c, c->pos[0])))
     return rc;
-  if ((rc = chm_tokens(c->inst, c->status_arg, &json)) != CHM_OK) {
-    chm_free(json);
-    return fail(c, rc, NULL);
-  }
-  if (c->json) {
-    cli_put_text(stdout, json);
-    chm_free(json);
-    return CLI_EXIT_OK;
-  }
-  rows = parse_answer(c, json);
-  chm_free(json);
-  if (!rows)
-    return c->status;
+  rc = chm_tokens(c->inst, c->status_arg, &json);
+  if ((rc = answer(c, rc, json, &rows)) >= 0)
+    return rc;
   print_rows(rows, token_cols, NCOL(token_cols));
   cli_json_free(rows);
   return CLI_EXIT_OK;
